@@ -1,0 +1,2 @@
+"""cpe: Critique-Post-Edit RL."""
+__version__ = "0.1.0"
