@@ -1,0 +1,54 @@
+# cpe — one command to set up and run the demo, one to set up and run the tests.
+# EXTRA=cpu (default: vLLM's CPU build) or EXTRA=gpu (CUDA vLLM).
+EXTRA ?= cpu
+UV_VERSION := 0.13.9
+UV := python3 -m uv
+PY := .venv/bin/python
+STAMP := .venv/.cpe-installed-$(EXTRA)
+export TMPDIR ?= /tmp
+
+.PHONY: install demo test test-unit test-integration lint format clean config help
+
+help:
+	@echo "make demo          install if needed, then a short real CPE training run (SmolLM2, CPU)"
+	@echo "make test          install if needed, then the whole test suite"
+	@echo "make test-unit     fast unit tests only (no Ray, no engines)"
+	@echo "make install       create .venv from uv.lock (EXTRA=cpu|gpu)"
+	@echo "make config        print every preset's resolved, validated config"
+	@echo "make lint|format|clean"
+
+install: $(STAMP)
+
+# Re-runs only when the lock or the project metadata changes.
+$(STAMP): pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --frozen --extra $(EXTRA) --extra dev
+	@rm -f .venv/.cpe-installed-*
+	@touch $@
+
+demo: install
+	$(PY) -m cpe.train
+
+test: install
+	bash scripts/pytest.sh tests
+
+test-unit: install
+	bash scripts/pytest.sh tests/unit -m unit
+
+test-integration: install
+	bash scripts/pytest.sh tests/integration -m integration
+
+config: install
+	$(PY) -m cpe.tools.show_config --all
+
+lint: install
+	$(PY) -m ruff check cpe tests
+	$(PY) -m ruff format --check cpe tests
+
+format: install
+	$(PY) -m ruff check --fix cpe tests
+	$(PY) -m ruff format cpe tests
+
+clean:
+	rm -rf .pytest_cache .ruff_cache build dist *.egg-info multirun outputs
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

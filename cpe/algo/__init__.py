@@ -1,0 +1,38 @@
+"""Pure-math core of CPE: advantages, losses, KL, edit selection and GRM parsing.
+
+Imports only torch and the standard library, so it is safe to use anywhere.
+"""
+
+from cpe.algo.advantages import gae, grpo_advantages
+from cpe.algo.grm_parse import Judgement, final_score, parse_grm_output
+from cpe.algo.kl import KL_ESTIMATORS, kl_penalty, last_valid_index, token_level_rewards
+from cpe.algo.losses import hybrid_policy_loss, ppo_clip_loss, value_loss
+from cpe.algo.masking import masked_mean, masked_var, masked_whiten
+from cpe.algo.registry import ADVANTAGE_ESTIMATORS, POLICY_LOSSES, REGISTRIES, get
+from cpe.algo.selection import SELECTION_STRATEGIES, edit_budget, per_group_quota, select_edits
+
+__all__ = [
+    "ADVANTAGE_ESTIMATORS",
+    "KL_ESTIMATORS",
+    "POLICY_LOSSES",
+    "REGISTRIES",
+    "SELECTION_STRATEGIES",
+    "Judgement",
+    "edit_budget",
+    "final_score",
+    "gae",
+    "get",
+    "grpo_advantages",
+    "hybrid_policy_loss",
+    "kl_penalty",
+    "last_valid_index",
+    "masked_mean",
+    "masked_var",
+    "masked_whiten",
+    "parse_grm_output",
+    "per_group_quota",
+    "ppo_clip_loss",
+    "select_edits",
+    "token_level_rewards",
+    "value_loss",
+]

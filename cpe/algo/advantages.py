@@ -1,0 +1,72 @@
+"""Advantage estimators: token-level GAE with a critic, and group-relative (GRPO) scores."""
+
+from __future__ import annotations
+
+import torch
+
+from cpe.algo.masking import check_same_shape, masked_mean, masked_whiten
+
+__all__ = ["gae", "grpo_advantages", "masked_mean", "masked_whiten"]
+
+
+@torch.no_grad()
+def gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    gamma: float,
+    lam: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over ``[batch, tokens]``; no whitening.
+
+    Masked tokens are skipped: they get 0 advantage and 0 return, their rewards and
+    values are ignored, and the recursion bridges them (the next value of a valid
+    token is the value at the next *valid* token; 0 after the last one).
+    Returns ``(advantages, returns)`` with ``returns = advantages + values``.
+    """
+    check_same_shape(rewards=rewards, values=values, mask=mask)
+    valid = mask.bool()
+    batch, length = values.shape
+    advantages = torch.zeros_like(values)
+    next_value = values.new_zeros(batch)
+    next_advantage = values.new_zeros(batch)
+    for t in reversed(range(length)):
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        advantage = delta + gamma * lam * next_advantage
+        here = valid[:, t]
+        advantages[:, t] = torch.where(here, advantage, torch.zeros_like(advantage))
+        next_value = torch.where(here, values[:, t], next_value)
+        next_advantage = torch.where(here, advantage, next_advantage)
+    returns = torch.where(valid, advantages + values, torch.zeros_like(values))
+    return advantages, returns
+
+
+@torch.no_grad()
+def grpo_advantages(
+    scores: torch.Tensor,
+    group_ids: torch.Tensor,
+    eps: float = 1e-6,
+    normalize_std: bool = True,
+) -> torch.Tensor:
+    """Group-relative advantages ``(s − mean_g) / (std_g + eps)`` per ``[batch]`` score.
+
+    ``std_g`` is the unbiased group std; with ``normalize_std=False`` scores are only
+    centred. A singleton group gets 0 (it has no peers to compare with).
+    """
+    check_same_shape(scores=scores, group_ids=group_ids)
+    if scores.dim() != 1:
+        raise ValueError(f"scores must be 1-D [batch], got shape {tuple(scores.shape)}")
+    scores = scores.to(torch.get_default_dtype()) if not scores.is_floating_point() else scores
+    if torch.isnan(scores).any():
+        bad = torch.nonzero(torch.isnan(scores)).flatten().tolist()
+        raise ValueError(f"NaN scores at rows {bad}; drop invalid samples before grouping")
+    _, inverse, counts = torch.unique(group_ids, return_inverse=True, return_counts=True)
+    counts = counts.to(scores.dtype)
+    group_mean = scores.new_zeros(len(counts)).index_add_(0, inverse, scores) / counts
+    centred = scores - group_mean[inverse]
+    if normalize_std:
+        squares = scores.new_zeros(len(counts)).index_add_(0, inverse, centred**2)
+        group_std = (squares / (counts - 1).clamp_min(1)).sqrt()
+        centred = centred / (group_std[inverse] + eps)
+    has_peers = counts[inverse] > 1
+    return torch.where(has_peers, centred, torch.zeros_like(centred))

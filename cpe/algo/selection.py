@@ -1,0 +1,147 @@
+"""Choosing which edited samples join the batch (CPE step 6).
+
+Edit rewards are ``[num_edits]`` floats where NaN marks an invalid judgement; invalid
+edits are never selected. Ties always go to the lower edit index.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from cpe.algo.lookup import choose
+
+# ratio·count products like 0.29·100 land a hair off the integer in floating point.
+_ROUNDING_SLACK = 1e-9
+
+Strategy = Callable[..., list[int]]
+
+
+def _check_ratio(ratio: float) -> None:
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"edit ratio must be in [0, 1], got {ratio}")
+
+
+def edit_budget(ratio: float, num_prompts: int, n: int, divisor: int) -> int:
+    """K = ⌊ratio·B·n / d⌋·d: edits counted against originals, kept divisible by d."""
+    _check_ratio(ratio)
+    if divisor < 1:
+        raise ValueError(f"divisor must be >= 1, got {divisor}")
+    if num_prompts < 0 or n < 1:
+        raise ValueError(f"need num_prompts >= 0 and n >= 1, got {num_prompts}, {n}")
+    return math.floor(ratio * num_prompts * n / divisor + _ROUNDING_SLACK) * divisor
+
+
+def per_group_quota(ratio: float, n: int) -> int:
+    """⌈ratio·n⌉ edits kept per prompt by the ranked strategies."""
+    _check_ratio(ratio)
+    return math.ceil(ratio * n - _ROUNDING_SLACK)
+
+
+def _ranked(indices: list[int], keys: list[float]) -> list[int]:
+    """Indices by key descending, lower index first on ties."""
+    return sorted(indices, key=lambda i: (-keys[i], i))
+
+
+def _top_per_group(keys: list[float], usable: list[bool], group_ids: list[int], quota: int) -> list[int]:
+    members: dict[int, list[int]] = {}
+    for i, group in enumerate(group_ids):
+        if usable[i]:
+            members.setdefault(group, []).append(i)
+    return [i for group in members.values() for i in _ranked(group, keys)[:quota]]
+
+
+def _random_subset(indices: list[int], k: int, generator: torch.Generator | None) -> list[int]:
+    if len(indices) <= k:
+        return indices
+    picks = torch.randperm(len(indices), generator=generator)[:k].tolist()
+    return [indices[p] for p in picks]
+
+
+def select_random(*, reward_edit, budget, generator, **_) -> list[int]:
+    """K uniformly random valid edits (all valid ones if fewer than K)."""
+    valid = torch.nonzero(~torch.isnan(reward_edit)).flatten().tolist()
+    return _random_subset(valid, budget, generator)
+
+
+def select_reward_rank(*, reward_edit, group_ids, quota, budget, generator, **_) -> list[int]:
+    """Per prompt the top ⌈ρn⌉ edits by edit reward; a random K of the pool if too many."""
+    keys = reward_edit.tolist()
+    pool = _top_per_group(keys, [not math.isnan(k) for k in keys], group_ids.tolist(), quota)
+    return _random_subset(sorted(pool), budget, generator)
+
+
+def _edit_gain(reward_orig: torch.Tensor, reward_edit: torch.Tensor, pair_ids: torch.Tensor) -> list[float]:
+    """Δ = R_edit − R_own_original; NaN if either side is invalid."""
+    return (reward_edit - reward_orig[pair_ids]).tolist()
+
+
+def _select_by_gain(reward_orig, reward_edit, pair_ids, group_ids, quota, budget, strict) -> list[int]:
+    gain = _edit_gain(reward_orig, reward_edit, pair_ids)
+    usable = [not math.isnan(g) and (g > 0 or not strict) for g in gain]
+    pool = _top_per_group(gain, usable, group_ids.tolist(), quota)
+    return _ranked(pool, gain)[:budget]
+
+
+def select_conditional(*, reward_orig, reward_edit, pair_ids, group_ids, quota, budget, **_) -> list[int]:
+    """As released: per prompt top ⌈ρn⌉ by Δ, then the global top K by Δ (no Δ>0 filter)."""
+    return _select_by_gain(reward_orig, reward_edit, pair_ids, group_ids, quota, budget, strict=False)
+
+
+def select_conditional_strict(*, reward_orig, reward_edit, pair_ids, group_ids, quota, budget, **_) -> list[int]:
+    """As the paper describes: only edits with Δ>0, then as ``conditional`` (may give < K)."""
+    return _select_by_gain(reward_orig, reward_edit, pair_ids, group_ids, quota, budget, strict=True)
+
+
+SELECTION_STRATEGIES: dict[str, Strategy] = {
+    "random": select_random,
+    "reward_rank": select_reward_rank,
+    "conditional": select_conditional,
+    "conditional_strict": select_conditional_strict,
+}
+
+
+def _check_pool(reward_orig, reward_edit, pair_ids, group_ids, n) -> int:
+    """Validate shapes and ids; return B, the number of prompts."""
+    num_edits = reward_edit.shape[0]
+    for name, t in (("reward_orig", reward_orig), ("reward_edit", reward_edit),
+                    ("pair_ids", pair_ids), ("group_ids", group_ids)):
+        if t.dim() != 1:
+            raise ValueError(f"{name} must be 1-D, got shape {tuple(t.shape)}")
+    if pair_ids.shape[0] != num_edits or group_ids.shape[0] != num_edits:
+        raise ValueError("reward_edit, pair_ids and group_ids must have the same length")
+    num_originals = reward_orig.shape[0]
+    if n < 1 or num_originals % n:
+        raise ValueError(f"{num_originals} originals are not B prompts × n={n} rollouts")
+    if num_edits and (pair_ids.min() < 0 or pair_ids.max() >= num_originals):
+        raise ValueError(f"pair_ids must index reward_orig (0..{num_originals - 1})")
+    return num_originals // n
+
+
+def select_edits(
+    strategy: str,
+    reward_orig: torch.Tensor,
+    reward_edit: torch.Tensor,
+    pair_ids: torch.Tensor,
+    group_ids: torch.Tensor,
+    ratio: float,
+    n: int,
+    divisor: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Sorted ``LongTensor`` of edit-pool indices chosen by ``strategy``.
+
+    K = ``edit_budget(ratio, B, n, divisor)`` with B = len(reward_orig) / n. For
+    ``random`` only validity matters, so a caller may pass zeros to select before scoring.
+    """
+    pick = choose(SELECTION_STRATEGIES, strategy, "selection strategy")
+    num_prompts = _check_pool(reward_orig, reward_edit, pair_ids, group_ids, n)
+    chosen = pick(
+        reward_orig=reward_orig.double(), reward_edit=reward_edit.double(),
+        pair_ids=pair_ids.long(), group_ids=group_ids,
+        quota=per_group_quota(ratio, n), budget=edit_budget(ratio, num_prompts, n, divisor),
+        generator=generator,
+    )
+    return torch.tensor(sorted(chosen), dtype=torch.long)

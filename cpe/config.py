@@ -1,0 +1,208 @@
+"""Typed configuration: dataclasses behind the Hydra YAML tree in ``conf/``.
+
+Hydra checks types and key names when it composes; :func:`validate` checks the
+combinations once at start-up, before any actor or engine starts, and names the key
+a user has to change. Nothing here rewrites a user's setting.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from hydra.core.config_store import ConfigStore
+
+MISSING_PATH = "???"
+
+
+@dataclass
+class ModelSpec:
+    # An HF model folder, or a fixture built on demand: "fixture:tiny", "fixture:smollm2".
+    path: str = MISSING_PATH
+    dtype: str = "float32"  # float32 | bfloat16
+    trust_remote_code: bool = False
+
+
+@dataclass
+class ModelConfig:
+    policy: ModelSpec = field(default_factory=ModelSpec)
+    grm: ModelSpec = field(default_factory=ModelSpec)
+    # The value model is initialised from the policy's checkpoint (spec step 7).
+    value: ModelSpec = field(default_factory=ModelSpec)
+    reference: Optional[ModelSpec] = None
+    cache_dir: str = ".cache/models"
+
+
+@dataclass
+class DataConfig:
+    # A JSONL / Parquet file, a saved HF datasets folder, or "bundled:train" / "bundled:eval".
+    train_path: str = "bundled:train"
+    eval_path: str = "bundled:eval"
+    personas_path: Optional[str] = None
+    format: Optional[str] = None  # jsonl | parquet | hf; None = by suffix
+    max_train_records: Optional[int] = None
+    max_eval_records: Optional[int] = None
+    seed: int = 0
+
+
+@dataclass
+class RolloutConfig:
+    n: int = 4
+    temperature: float = 0.9
+    top_p: float = 0.9
+    max_new_tokens: int = 2048
+    max_prompt_tokens: int = 2048
+    edit_max_new_tokens: int = 2048
+    eval_temperature: float = 0.8
+    # Where the behaviour log-probs (pi_old for originals, mu for edits) come from:
+    # "recompute" = the learner's forward pass, the same computation as pi_theta.
+    behaviour_logprobs: str = "recompute"
+    gpu_memory_utilization: float = 0.85
+    kv_cache_gib: int = 1  # CPU engines only
+    enforce_eager: bool = True
+    seed: int = 0
+
+
+@dataclass
+class OpenAIBackendConfig:
+    base_url: str = "http://127.0.0.1:8000/v1"
+    model: str = "grm"
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 8
+    timeout_s: float = 120.0
+
+
+@dataclass
+class GRMConfig:
+    backend: str = "vllm"  # vllm | openai | python
+    # two_call: critique at critique_temperature, then a separate score call at
+    # score_temperature (the spec); single_call: one output gives both.
+    mode: str = "two_call"
+    weights: List[float] = field(default_factory=lambda: [0.35, 0.40, 0.25])
+    critique_temperature: float = 0.9
+    score_temperature: float = 0.0
+    max_new_tokens: int = 1024
+    retries: int = 2
+    backoff_s: float = 0.5
+    guided_decoding: bool = True
+    openai: OpenAIBackendConfig = field(default_factory=OpenAIBackendConfig)
+    python_function: Optional[str] = None  # "package.module:function"
+
+
+@dataclass
+class KLConfig:
+    coef: float = 0.0
+    kind: str = "k3"  # k1 | k2 | k3
+    in_reward: bool = False  # True: subtract from the reward; False: add to the loss
+
+
+@dataclass
+class AlgorithmConfig:
+    mode: str = "cpe"  # cpe | ppo
+    advantage: str = "gae"
+    gamma: float = 1.0
+    lam: float = 1.0
+    whiten_advantages: bool = True
+    selection: str = "random"
+    edit_ratio: float = 0.5
+    clip_low: float = 0.2
+    clip_high: float = 0.2
+    edit_ratio_cap: Optional[float] = None
+    value_clip: float = 0.5
+    entropy_coef: float = 0.0
+    kl: KLConfig = field(default_factory=KLConfig)
+
+
+@dataclass
+class LearnerConfig:
+    zero_stage: int = 2
+    actor_lr: float = 1e-6
+    critic_lr: float = 1e-5
+    weight_decay: float = 0.01
+    lr_schedule: str = "constant"  # constant | cosine
+    warmup_steps: int = 0
+    mini_batch_prompts: int = 64
+    micro_batch_size: int = 4
+    ppo_epochs: int = 1
+    grad_clip: float = 1.0
+    gradient_checkpointing: bool = False
+    torch_adam: bool = True
+
+
+@dataclass
+class TrainerConfig:
+    rollout_batch_prompts: int = 128
+    total_steps: Optional[int] = None  # None = run `epochs` over the training set
+    epochs: int = 2
+    save_every: int = 10
+    keep_checkpoints: int = 2
+    resume: str = "auto"  # auto | never | a checkpoint folder
+    sync_check_tokens: int = 8
+    seed: int = 0
+
+
+@dataclass
+class PoolConfig:
+    # Rollout/critic pools: `engines` vLLM engines with `devices_per_engine` each.
+    # Learner pools: `ranks` DeepSpeed ranks with `devices_per_rank` each.
+    engines: int = 0
+    devices_per_engine: int = 1
+    ranks: int = 0
+    devices_per_rank: int = 1
+
+
+@dataclass
+class PoolsConfig:
+    rollout: PoolConfig = field(default_factory=lambda: PoolConfig(engines=1))
+    critic: PoolConfig = field(default_factory=lambda: PoolConfig(engines=1))
+    policy: PoolConfig = field(default_factory=lambda: PoolConfig(ranks=1))
+    value: PoolConfig = field(default_factory=lambda: PoolConfig(ranks=1))
+    reference: PoolConfig = field(default_factory=PoolConfig)
+
+
+@dataclass
+class ClusterConfig:
+    device: str = "cpu"  # cpu | gpu
+    address: Optional[str] = None  # None = start a local Ray; "auto" = join a running one
+    num_nodes: int = 1
+    devices_per_node: int = 8  # GPUs per node (gpu) or CPU bundles per node (cpu)
+    object_store_mb: Optional[int] = None
+    pools: PoolsConfig = field(default_factory=PoolsConfig)
+
+
+@dataclass
+class LoggingConfig:
+    run_dir: str = "runs/${now:%Y%m%d-%H%M%S}"
+    wandb_mode: str = "offline"  # offline | online | disabled
+    wandb_project: str = "cpe"
+    wandb_entity: Optional[str] = None
+    sample_rows: int = 8
+    progress: bool = True
+
+
+@dataclass
+class PromptsConfig:
+    # A prompt set by name ("default") or a folder; single templates may be overridden
+    # by a file path.
+    set: str = "default"
+    overrides: Any = field(default_factory=dict)
+
+
+@dataclass
+class CPEConfig:
+    name: str = "cpe"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    grm: GRMConfig = field(default_factory=GRMConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="cpe_schema", node=CPEConfig)
+
+
+register_configs()

@@ -1,0 +1,1 @@
+"""Command-line tools: model fixtures, config printing, data preparation."""

@@ -1,0 +1,221 @@
+"""One start-up check of a composed config: impossible combinations fail here, with
+the key to change, before Ray, vLLM or DeepSpeed start."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from cpe.config import CPEConfig
+
+DTYPES = ("float32", "bfloat16")
+DEVICES = ("cpu", "gpu")
+GRM_BACKENDS = ("vllm", "openai", "python")
+GRM_MODES = ("two_call", "single_call")
+MODES = ("cpe", "ppo")
+LR_SCHEDULES = ("constant", "cosine")
+WANDB_MODES = ("offline", "online", "disabled")
+BEHAVIOUR_LOGPROBS = ("recompute",)
+ZERO_STAGES = (0, 1, 2, 3)
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; ``problems`` holds one (key, message) per finding."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("\n".join(f"{key}: {msg}" for key, msg in problems))
+
+
+def _algo_choices() -> dict[str, tuple[str, ...]]:
+    from cpe import algo
+
+    return {
+        "selection": tuple(algo.SELECTION_STRATEGIES),
+        "advantage": tuple(algo.ADVANTAGE_ESTIMATORS),
+        "kl": tuple(algo.KL_ESTIMATORS),
+    }
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.problems: list[tuple[str, str]] = []
+
+    def require(self, ok: bool, key: str, msg: str) -> None:
+        if not ok:
+            self.problems.append((key, msg))
+
+    def choice(self, value, key: str, choices: Iterable) -> None:
+        choices = tuple(choices)
+        self.require(value in choices, key, f"{value!r} is not one of {list(choices)}")
+
+    def in_range(self, value: float, key: str, lo: float, hi: float) -> None:
+        self.require(lo <= value <= hi, key, f"{value} must be in [{lo}, {hi}]")
+
+    def positive(self, value, key: str) -> None:
+        self.require(value is not None and value > 0, key, f"{value} must be > 0")
+
+
+def validate(cfg: CPEConfig) -> None:
+    """Raise :class:`ConfigError` listing every problem found in ``cfg``."""
+    check = _Checker()
+    for part in (_models, _rollout, _grm, _algorithm, _learner, _trainer, _cluster, _logging):
+        part(cfg, check)
+    if check.problems:
+        raise ConfigError(check.problems)
+
+
+def _models(cfg: CPEConfig, c: _Checker) -> None:
+    for role in ("policy", "grm", "value"):
+        spec = getattr(cfg.model, role)
+        c.require(spec.path not in ("", "???"), f"model.{role}.path", "is not set")
+        c.choice(spec.dtype, f"model.{role}.dtype", DTYPES)
+    if cfg.model.reference is not None:
+        c.choice(cfg.model.reference.dtype, "model.reference.dtype", DTYPES)
+    if cfg.algorithm.kl.coef > 0:
+        c.require(
+            cfg.model.reference is not None,
+            "model.reference",
+            "algorithm.kl.coef > 0 needs a reference model: set model.reference.path",
+        )
+        c.require(
+            cfg.cluster.pools.reference.ranks > 0,
+            "cluster.pools.reference.ranks",
+            "algorithm.kl.coef > 0 needs at least one reference rank",
+        )
+
+
+def _rollout(cfg: CPEConfig, c: _Checker) -> None:
+    r = cfg.rollout
+    c.positive(r.n, "rollout.n")
+    c.require(r.temperature > 0, "rollout.temperature", f"{r.temperature} must be > 0")
+    c.require(0 < r.top_p <= 1, "rollout.top_p", f"{r.top_p} must be in (0, 1]")
+    c.positive(r.max_new_tokens, "rollout.max_new_tokens")
+    c.positive(r.edit_max_new_tokens, "rollout.edit_max_new_tokens")
+    c.positive(r.max_prompt_tokens, "rollout.max_prompt_tokens")
+    c.choice(r.behaviour_logprobs, "rollout.behaviour_logprobs", BEHAVIOUR_LOGPROBS)
+    c.in_range(r.gpu_memory_utilization, "rollout.gpu_memory_utilization", 0.05, 0.99)
+    c.positive(r.kv_cache_gib, "rollout.kv_cache_gib")
+
+
+def _grm(cfg: CPEConfig, c: _Checker) -> None:
+    g = cfg.grm
+    c.choice(g.backend, "grm.backend", GRM_BACKENDS)
+    c.choice(g.mode, "grm.mode", GRM_MODES)
+    c.require(len(g.weights) == 3, "grm.weights", f"needs 3 weights (H, P, N), got {len(g.weights)}")
+    c.require(
+        math.isclose(sum(g.weights), 1.0, abs_tol=1e-6) if len(g.weights) == 3 else True,
+        "grm.weights",
+        f"{list(g.weights)} should sum to 1 (paper: [0.35, 0.40, 0.25])",
+    )
+    c.require(g.critique_temperature >= 0, "grm.critique_temperature", "must be >= 0")
+    c.require(g.score_temperature >= 0, "grm.score_temperature", "must be >= 0")
+    c.require(g.retries >= 0, "grm.retries", f"{g.retries} must be >= 0")
+    c.positive(g.max_new_tokens, "grm.max_new_tokens")
+    if g.backend == "python":
+        fn = g.python_function or ""
+        c.require(":" in fn, "grm.python_function", "set it to 'package.module:function'")
+    if g.backend == "openai":
+        c.positive(g.openai.concurrency, "grm.openai.concurrency")
+        c.positive(g.openai.timeout_s, "grm.openai.timeout_s")
+    if g.backend == "vllm":
+        c.positive(cfg.cluster.pools.critic.engines, "cluster.pools.critic.engines")
+
+
+def _algorithm(cfg: CPEConfig, c: _Checker) -> None:
+    a = cfg.algorithm
+    choices = _algo_choices()
+    c.choice(a.mode, "algorithm.mode", MODES)
+    c.choice(a.selection, "algorithm.selection", choices["selection"])
+    c.choice(a.advantage, "algorithm.advantage", choices["advantage"])
+    c.choice(a.kl.kind, "algorithm.kl.kind", choices["kl"])
+    c.in_range(a.edit_ratio, "algorithm.edit_ratio", 0.0, 1.0)
+    c.in_range(a.gamma, "algorithm.gamma", 0.0, 1.0)
+    c.in_range(a.lam, "algorithm.lam", 0.0, 1.0)
+    c.in_range(a.clip_low, "algorithm.clip_low", 0.0, 1.0)
+    c.require(a.clip_high >= 0, "algorithm.clip_high", f"{a.clip_high} must be >= 0")
+    c.require(a.value_clip > 0, "algorithm.value_clip", f"{a.value_clip} must be > 0")
+    c.require(a.kl.coef >= 0, "algorithm.kl.coef", f"{a.kl.coef} must be >= 0")
+    if a.edit_ratio_cap is not None:
+        c.positive(a.edit_ratio_cap, "algorithm.edit_ratio_cap")
+
+
+def _learner(cfg: CPEConfig, c: _Checker) -> None:
+    lr, pools = cfg.learner, cfg.cluster.pools
+    c.choice(lr.zero_stage, "learner.zero_stage", ZERO_STAGES)
+    c.choice(lr.lr_schedule, "learner.lr_schedule", LR_SCHEDULES)
+    c.positive(lr.actor_lr, "learner.actor_lr")
+    c.positive(lr.critic_lr, "learner.critic_lr")
+    c.positive(lr.micro_batch_size, "learner.micro_batch_size")
+    c.positive(lr.ppo_epochs, "learner.ppo_epochs")
+    c.positive(lr.grad_clip, "learner.grad_clip")
+    c.positive(lr.mini_batch_prompts, "learner.mini_batch_prompts")
+    batch = cfg.trainer.rollout_batch_prompts
+    if lr.mini_batch_prompts > 0 and batch % lr.mini_batch_prompts:
+        c.require(
+            False,
+            "learner.mini_batch_prompts",
+            f"{lr.mini_batch_prompts} must divide trainer.rollout_batch_prompts={batch}",
+        )
+    originals = lr.mini_batch_prompts * cfg.rollout.n
+    for role in ("policy", "value"):
+        ranks = getattr(pools, role).ranks
+        c.positive(ranks, f"cluster.pools.{role}.ranks")
+        if ranks > 0 and originals % ranks:
+            c.require(
+                False,
+                "learner.mini_batch_prompts",
+                f"mini-batch of {lr.mini_batch_prompts} prompts x rollout.n={cfg.rollout.n} = "
+                f"{originals} sequences is not divisible by cluster.pools.{role}.ranks={ranks}",
+            )
+
+
+def _trainer(cfg: CPEConfig, c: _Checker) -> None:
+    t = cfg.trainer
+    c.positive(t.rollout_batch_prompts, "trainer.rollout_batch_prompts")
+    c.require(t.total_steps is None or t.total_steps > 0, "trainer.total_steps", "must be > 0")
+    c.positive(t.epochs, "trainer.epochs")
+    c.positive(t.save_every, "trainer.save_every")
+    c.positive(t.keep_checkpoints, "trainer.keep_checkpoints")
+
+
+def _cluster(cfg: CPEConfig, c: _Checker) -> None:
+    cl = cfg.cluster
+    c.choice(cl.device, "cluster.device", DEVICES)
+    c.positive(cl.num_nodes, "cluster.num_nodes")
+    c.positive(cl.devices_per_node, "cluster.devices_per_node")
+    if cfg.grm.backend != "vllm" and cl.pools.critic.engines:
+        c.require(
+            False,
+            "cluster.pools.critic.engines",
+            f"is {cl.pools.critic.engines} but grm.backend={cfg.grm.backend!r} needs no "
+            "critic engines: set it to 0",
+        )
+    c.positive(cl.pools.rollout.engines, "cluster.pools.rollout.engines")
+    wanted = pool_devices(cfg)
+    have = cl.num_nodes * cl.devices_per_node
+    c.require(
+        wanted <= have,
+        "cluster.pools",
+        f"the pools ask for {wanted} {cl.device.upper()} devices but the cluster declares "
+        f"{have} (cluster.num_nodes={cl.num_nodes} x cluster.devices_per_node="
+        f"{cl.devices_per_node}); shrink the pools or grow the cluster",
+    )
+
+
+def pool_devices(cfg: CPEConfig) -> int:
+    p = cfg.cluster.pools
+    return (
+        p.rollout.engines * p.rollout.devices_per_engine
+        + p.critic.engines * p.critic.devices_per_engine
+        + p.policy.ranks * p.policy.devices_per_rank
+        + p.value.ranks * p.value.devices_per_rank
+        + p.reference.ranks * p.reference.devices_per_rank
+    )
+
+
+def _logging(cfg: CPEConfig, c: _Checker) -> None:
+    c.choice(cfg.logging.wandb_mode, "logging.wandb_mode", WANDB_MODES)
+    c.require(cfg.logging.sample_rows >= 0, "logging.sample_rows", "must be >= 0")
+
+
