@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -15,8 +16,6 @@ from cpe.algo.lookup import choose
 
 # ratio·count products like 0.29·100 land a hair off the integer in floating point.
 _ROUNDING_SLACK = 1e-9
-
-Strategy = Callable[..., list[int]]
 
 
 def _check_ratio(ratio: float) -> None:
@@ -60,42 +59,55 @@ def _random_subset(indices: list[int], k: int, generator: torch.Generator | None
     return [indices[p] for p in picks]
 
 
-def select_random(*, reward_edit, budget, generator, **_) -> list[int]:
+@dataclass(frozen=True)
+class EditPool:
+    """What a strategy sees: rewards (NaN = invalid), links, quota ⌈ρn⌉ and budget K."""
+
+    reward_orig: torch.Tensor
+    reward_edit: torch.Tensor
+    pair_ids: torch.Tensor
+    group_ids: torch.Tensor
+    quota: int
+    budget: int
+    generator: torch.Generator | None
+
+    def gain(self) -> list[float]:
+        """Δ = R_edit − R_own_original; NaN if either side is invalid."""
+        return (self.reward_edit - self.reward_orig[self.pair_ids]).tolist()
+
+
+def select_random(pool: EditPool) -> list[int]:
     """K uniformly random valid edits (all valid ones if fewer than K)."""
-    valid = torch.nonzero(~torch.isnan(reward_edit)).flatten().tolist()
-    return _random_subset(valid, budget, generator)
+    valid = torch.nonzero(~torch.isnan(pool.reward_edit)).flatten().tolist()
+    return _random_subset(valid, pool.budget, pool.generator)
 
 
-def select_reward_rank(*, reward_edit, group_ids, quota, budget, generator, **_) -> list[int]:
+def select_reward_rank(pool: EditPool) -> list[int]:
     """Per prompt the top ⌈ρn⌉ edits by edit reward; a random K of the pool if too many."""
-    keys = reward_edit.tolist()
-    pool = _top_per_group(keys, [not math.isnan(k) for k in keys], group_ids.tolist(), quota)
-    return _random_subset(sorted(pool), budget, generator)
+    keys = pool.reward_edit.tolist()
+    usable = [not math.isnan(k) for k in keys]
+    top = _top_per_group(keys, usable, pool.group_ids.tolist(), pool.quota)
+    return _random_subset(sorted(top), pool.budget, pool.generator)
 
 
-def _edit_gain(reward_orig: torch.Tensor, reward_edit: torch.Tensor, pair_ids: torch.Tensor) -> list[float]:
-    """Δ = R_edit − R_own_original; NaN if either side is invalid."""
-    return (reward_edit - reward_orig[pair_ids]).tolist()
-
-
-def _select_by_gain(reward_orig, reward_edit, pair_ids, group_ids, quota, budget, strict) -> list[int]:
-    gain = _edit_gain(reward_orig, reward_edit, pair_ids)
+def _select_by_gain(pool: EditPool, strict: bool) -> list[int]:
+    gain = pool.gain()
     usable = [not math.isnan(g) and (g > 0 or not strict) for g in gain]
-    pool = _top_per_group(gain, usable, group_ids.tolist(), quota)
-    return _ranked(pool, gain)[:budget]
+    top = _top_per_group(gain, usable, pool.group_ids.tolist(), pool.quota)
+    return _ranked(top, gain)[: pool.budget]
 
 
-def select_conditional(*, reward_orig, reward_edit, pair_ids, group_ids, quota, budget, **_) -> list[int]:
+def select_conditional(pool: EditPool) -> list[int]:
     """As released: per prompt top ⌈ρn⌉ by Δ, then the global top K by Δ (no Δ>0 filter)."""
-    return _select_by_gain(reward_orig, reward_edit, pair_ids, group_ids, quota, budget, strict=False)
+    return _select_by_gain(pool, strict=False)
 
 
-def select_conditional_strict(*, reward_orig, reward_edit, pair_ids, group_ids, quota, budget, **_) -> list[int]:
+def select_conditional_strict(pool: EditPool) -> list[int]:
     """As the paper describes: only edits with Δ>0, then as ``conditional`` (may give < K)."""
-    return _select_by_gain(reward_orig, reward_edit, pair_ids, group_ids, quota, budget, strict=True)
+    return _select_by_gain(pool, strict=True)
 
 
-SELECTION_STRATEGIES: dict[str, Strategy] = {
+SELECTION_STRATEGIES: dict[str, Callable[[EditPool], list[int]]] = {
     "random": select_random,
     "reward_rank": select_reward_rank,
     "conditional": select_conditional,
@@ -103,7 +115,10 @@ SELECTION_STRATEGIES: dict[str, Strategy] = {
 }
 
 
-def _check_pool(reward_orig, reward_edit, pair_ids, group_ids, n) -> int:
+def _check_pool(
+    reward_orig: torch.Tensor, reward_edit: torch.Tensor, pair_ids: torch.Tensor,
+    group_ids: torch.Tensor, n: int,
+) -> int:
     """Validate shapes and ids; return B, the number of prompts."""
     num_edits = reward_edit.shape[0]
     for name, t in (("reward_orig", reward_orig), ("reward_edit", reward_edit),
@@ -138,10 +153,11 @@ def select_edits(
     """
     pick = choose(SELECTION_STRATEGIES, strategy, "selection strategy")
     num_prompts = _check_pool(reward_orig, reward_edit, pair_ids, group_ids, n)
-    chosen = pick(
+    pool = EditPool(
         reward_orig=reward_orig.double(), reward_edit=reward_edit.double(),
         pair_ids=pair_ids.long(), group_ids=group_ids,
         quota=per_group_quota(ratio, n), budget=edit_budget(ratio, num_prompts, n, divisor),
         generator=generator,
     )
+    chosen = pick(pool)
     return torch.tensor(sorted(chosen), dtype=torch.long)

@@ -80,9 +80,6 @@ class ErrorList:
     def add(self, message: str, *, line: int | None = None, field: str | None = None) -> None:
         self.errors.append(DataError(message, path=self.path, line=line, field=field))
 
-    def extend(self, other: ErrorList) -> None:
-        self.errors.extend(other.errors)
-
     def __len__(self) -> int:
         return len(self.errors)
 

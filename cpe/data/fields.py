@@ -84,7 +84,9 @@ def as_persona(value: Any, field: str = "persona") -> dict[str, Any]:
                 field, "must be a JSON object, got a string that is not valid JSON"
             ) from None
         if not isinstance(value, dict):
-            raise FieldProblem(field, f"must be a JSON object, got a string holding {json_type(value)}")
+            raise FieldProblem(
+                field, f"must be a JSON object, got a string holding {json_type(value)}"
+            )
     if not isinstance(value, dict):
         raise FieldProblem(field, f"must be a JSON object, got {json_type(value)}")
     return dict(value)

@@ -1,0 +1,1 @@
+"""Placement, actor groups and weight sync: everything that knows about Ray."""

@@ -1,0 +1,124 @@
+"""The one owner of Ray placement groups.
+
+``cluster.pools`` becomes one placement group per pool: GPU bundles on GPU, CPU bundles
+standing in for them on CPU, so tests run the very code path production runs. Every
+actor is placed through :meth:`Placement.options_for`; nothing else creates a group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cpe.config import ClusterConfig
+
+ENGINE_POOLS = ("rollout", "critic")
+RANK_POOLS = ("policy", "value", "reference")
+
+
+class ClusterTooSmall(RuntimeError):
+    """The running Ray cluster cannot host the pools the config asks for."""
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    name: str
+    slots: int  # engines or ranks
+    devices_per_slot: int
+
+    @property
+    def devices(self) -> int:
+        return self.slots * self.devices_per_slot
+
+
+def plan_pools(cluster: ClusterConfig) -> list[PoolPlan]:
+    """The non-empty pools, in a fixed order."""
+    plans = []
+    for name in ENGINE_POOLS:
+        pool = getattr(cluster.pools, name)
+        plans.append(PoolPlan(name, pool.engines, pool.devices_per_engine))
+    for name in RANK_POOLS:
+        pool = getattr(cluster.pools, name)
+        plans.append(PoolPlan(name, pool.ranks, pool.devices_per_rank))
+    return [p for p in plans if p.slots > 0]
+
+
+def bundle_for(plan: PoolPlan, device: str) -> dict[str, float]:
+    if device == "gpu":
+        return {"GPU": float(plan.devices_per_slot), "CPU": 1.0}
+    return {"CPU": float(plan.devices_per_slot)}
+
+
+def missing_resources(plans: list[PoolPlan], device: str, available: dict[str, float]) -> list[str]:
+    """Human-readable shortfalls of ``available`` (ray.cluster_resources()) for ``plans``."""
+    need: dict[str, float] = {}
+    for plan in plans:
+        for key, amount in bundle_for(plan, device).items():
+            need[key] = need.get(key, 0.0) + amount * plan.slots
+    problems = []
+    for key, amount in sorted(need.items()):
+        have = available.get(key, 0.0)
+        if have < amount:
+            users = ", ".join(f"{p.name}={p.devices}" for p in plans)
+            problems.append(f"{key}: the pools need {amount:g} ({users}) but the cluster has {have:g}")
+    return problems
+
+
+class Placement:
+    """Creates, owns and removes one placement group per pool."""
+
+    def __init__(self, cluster: ClusterConfig, ready_timeout_s: float = 120.0):
+        self.cluster = cluster
+        self.plans = {p.name: p for p in plan_pools(cluster)}
+        self.ready_timeout_s = ready_timeout_s
+        self._groups: dict[str, object] = {}
+
+    def create(self) -> Placement:
+        import ray
+        from ray.util.placement_group import placement_group
+
+        problems = missing_resources(list(self.plans.values()), self.cluster.device, ray.cluster_resources())
+        if problems:
+            raise ClusterTooSmall("cluster too small for cluster.pools: " + "; ".join(problems))
+        for name, plan in self.plans.items():
+            bundles = [bundle_for(plan, self.cluster.device)] * plan.slots
+            strategy = "STRICT_PACK" if plan.slots * plan.devices_per_slot <= self.cluster.devices_per_node else "PACK"
+            self._groups[name] = placement_group(bundles, strategy=strategy, name=f"cpe-{name}")
+        for name, group in self._groups.items():
+            try:
+                ray.get(group.ready(), timeout=self.ready_timeout_s)
+            except ray.exceptions.GetTimeoutError as exc:
+                self.remove()
+                raise ClusterTooSmall(
+                    f"placement group for pool '{name}' ({self.plans[name].slots} x "
+                    f"{bundle_for(self.plans[name], self.cluster.device)}) not ready after "
+                    f"{self.ready_timeout_s:.0f}s: the cluster cannot fit cluster.pools.{name}"
+                ) from exc
+        return self
+
+    def slots(self, pool: str) -> int:
+        return self.plans[pool].slots if pool in self.plans else 0
+
+    def options_for(self, pool: str, index: int) -> dict:
+        """``actor_cls.options(**...)`` kwargs placing an actor into bundle ``index``."""
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        plan = self.plans[pool]
+        if not 0 <= index < plan.slots:
+            raise IndexError(f"pool '{pool}' has {plan.slots} slots, asked for {index}")
+        resources = bundle_for(plan, self.cluster.device)
+        return {
+            "num_cpus": resources.get("CPU", 0.0),
+            "num_gpus": resources.get("GPU", 0.0),
+            "scheduling_strategy": PlacementGroupSchedulingStrategy(
+                placement_group=self._groups[pool],
+                placement_group_bundle_index=index,
+                placement_group_capture_child_tasks=True,
+            ),
+        }
+
+    def remove(self) -> None:
+        from ray.util.placement_group import remove_placement_group
+
+        for group in self._groups.values():
+            remove_placement_group(group)
+        self._groups.clear()
