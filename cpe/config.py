@@ -80,6 +80,7 @@ class GRMConfig:
     critique_temperature: float = 0.9
     score_temperature: float = 0.0
     max_new_tokens: int = 1024
+    max_prompt_tokens: int = 4096  # rubric + persona + question + answer (answer truncated)
     retries: int = 2
     backoff_s: float = 0.5
     guided_decoding: bool = True

@@ -112,6 +112,10 @@ def _grm(cfg: CPEConfig, c: _Checker) -> None:
     c.require(g.score_temperature >= 0, "grm.score_temperature", "must be >= 0")
     c.require(g.retries >= 0, "grm.retries", f"{g.retries} must be >= 0")
     c.positive(g.max_new_tokens, "grm.max_new_tokens")
+    c.positive(g.max_prompt_tokens, "grm.max_prompt_tokens")
+    if g.guided_decoding and g.backend == "vllm":
+        c.require(g.max_new_tokens >= 96, "grm.max_new_tokens",
+                  f"{g.max_new_tokens} leaves no room for a critique under guided decoding (need >= 96)")
     if g.backend == "python":
         fn = g.python_function or ""
         c.require(":" in fn, "grm.python_function", "set it to 'package.module:function'")

@@ -68,7 +68,7 @@ def build_tiny_model(out: str | Path, seed: int = 0, hidden: int = 128, layers: 
 
     out = Path(out)
     marker = out / "cpe_fixture.json"
-    spec = {"kind": "tiny-qwen2", "seed": seed, "hidden": hidden, "layers": layers}
+    spec = {"kind": "tiny-qwen2", "seed": seed, "hidden": hidden, "layers": layers, "max_positions": 8192}
     if marker.exists() and json.loads(marker.read_text()) == spec:
         return out
     tokenizer = train_tokenizer()
@@ -79,7 +79,7 @@ def build_tiny_model(out: str | Path, seed: int = 0, hidden: int = 128, layers: 
         num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=2048,
+        max_position_embeddings=8192,
         tie_word_embeddings=True,
         bos_token_id=None,
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),

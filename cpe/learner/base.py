@@ -1,0 +1,238 @@
+"""One DeepSpeed learner rank: engine set-up, gradient accumulation, export, checkpoints.
+
+A plain class; the caller wraps it with ``ray.remote``. DeepSpeed and transformers
+are imported inside methods so a driver that only references the class stays light.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from cpe.config import AlgorithmConfig, LearnerConfig
+from cpe.learner.batch import TensorBatch
+from cpe.learner.dist import backend_for, init_distributed
+from cpe.learner.ds_config import build_ds_config, lr_scheduler_factory, uses_bf16
+from cpe.learner.metrics import MetricAccumulator
+
+CHECKPOINT_TAG = "state"
+CLIENT_KEY = "cpe_client_state"
+# (loss, metrics, token weights by group) for one micro-batch.
+LossFn = Callable[[TensorBatch], tuple[torch.Tensor, dict[str, float], dict[str, float]]]
+
+
+def load_model_config(model_path: str):
+    """The HF config with every dropout probability set to 0.
+
+    RL needs π_θ in the loss to be the same function as the one that scored the
+    behaviour log-probs; with no dropout, train mode (needed for gradient
+    checkpointing) and eval mode compute the same thing.
+    """
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_path)
+    for key, value in vars(config).items():
+        if "dropout" in key and isinstance(value, float):
+            setattr(config, key, 0.0)
+    return config
+
+
+class DeepSpeedWorker:
+    role = "actor"
+
+    def __init__(
+        self,
+        rank: int,
+        world_size: int,
+        master_addr: str,
+        master_port: int,
+        model_path: str,
+        learner_cfg: LearnerConfig,
+        algo_cfg: AlgorithmConfig,
+        device: str = "cpu",
+        dtype: str = "float32",
+        total_optimizer_steps: int | None = None,
+        ds_overrides: dict | None = None,
+    ) -> None:
+        torch.set_num_threads(1)
+        self.rank, self.world_size = rank, world_size
+        self.model_path = str(model_path)
+        self.cfg, self.algo = learner_cfg, algo_cfg
+        init_distributed(rank, world_size, master_addr, master_port, backend_for(device))
+        torch_dtype = torch.bfloat16 if uses_bf16(device, dtype) else torch.float32
+        module = self.build_module(load_model_config(self.model_path), torch_dtype)
+        if learner_cfg.gradient_checkpointing:
+            self.enable_gradient_checkpointing(module)
+        self.engine = self._initialize(module, device, dtype, total_optimizer_steps, ds_overrides)
+        self.engine.train()
+
+    # -- subclass hooks -------------------------------------------------------------
+
+    def build_module(self, config, torch_dtype: torch.dtype) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def enable_gradient_checkpointing(self, module: torch.nn.Module) -> None:
+        module.gradient_checkpointing_enable()
+
+    # -- set-up ---------------------------------------------------------------------
+
+    def _initialize(self, module, device, dtype, total_steps, overrides):
+        import deepspeed
+
+        config = build_ds_config(
+            self.cfg, self.role, device, dtype, world_size=self.world_size, overrides=overrides
+        )
+        engine, *_ = deepspeed.initialize(
+            model=module,
+            model_parameters=[p for p in module.parameters() if p.requires_grad],
+            config=config,
+            lr_scheduler=lr_scheduler_factory(self.cfg, total_steps),
+        )
+        return engine
+
+    @property
+    def zero_stage(self) -> int:
+        return int(self.engine.zero_optimization_stage())
+
+    # -- training -------------------------------------------------------------------
+
+    def _run_training(
+        self, batch: TensorBatch, loss_fn: LossFn, num_mini_batches: int, micro_batch_size: int | None
+    ) -> dict[str, float]:
+        """``ppo_epochs`` × mini-batches (one optimizer step each) of this rank's shard."""
+        shard = batch.shard(self.rank, self.world_size).to(self.engine.device)
+        rows = micro_batch_size or self.cfg.micro_batch_size
+        acc = MetricAccumulator()
+        for _ in range(self.cfg.ppo_epochs):
+            for mini in shard.split(num_mini_batches):
+                self._optimizer_step(mini.chunks(rows), loss_fn, acc)
+        return acc.result(passes=self.cfg.ppo_epochs, all_reduce=self._all_reduce_sum)
+
+    def _optimizer_step(
+        self, micro_batches: list[TensorBatch], loss_fn: LossFn, acc: MetricAccumulator
+    ) -> None:
+        """Accumulate gradients over a variable number of micro-batches, then step once.
+
+        The boundary is set by hand (DeepSpeed's own counter assumes a fixed count) and
+        each micro-batch's token-mean loss is divided by the count, so the step uses the
+        mean over micro-batches. Every rank must pass the same count: ZeRO-2/3 reduce
+        gradients collectively in each backward.
+        """
+        count = len(micro_batches)
+        for i, micro in enumerate(micro_batches):
+            self.engine.set_gradient_accumulation_boundary(i == count - 1)
+            loss, metrics, weights = loss_fn(micro)
+            self.engine.backward(loss / count, scale_wrt_gas=False)
+            acc.add(metrics, weights)
+        # Stage 0 keeps no norm; its gradients are already all-reduced at the boundary.
+        local_norm = self._grad_norm() if self.zero_stage == 0 else None
+        lr = float(self.engine.get_lr()[0])
+        self.engine.step()
+        norm = self.engine.get_global_grad_norm()
+        acc.add({"grad_norm": float(local_norm if norm is None else norm), "lr": lr})
+
+    def _grad_norm(self) -> float:
+        grads = [p.grad for p in self.engine.module.parameters() if p.grad is not None]
+        return float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
+
+    def _all_reduce_sum(self, tensor: torch.Tensor) -> None:
+        import torch.distributed as tdist
+
+        if self.world_size > 1:
+            tdist.all_reduce(tensor, op=tdist.ReduceOp.SUM)
+
+    # -- inference ------------------------------------------------------------------
+
+    @torch.no_grad()
+    def _map_shard(self, batch: TensorBatch, fn: Callable[[TensorBatch], torch.Tensor]) -> torch.Tensor:
+        """``fn`` over this rank's shard in micro-batches; rows in shard order, on CPU."""
+        shard = batch.shard(self.rank, self.world_size).to(self.engine.device)
+        outs = [fn(micro).float().cpu() for micro in shard.chunks(self.cfg.micro_batch_size)]
+        return torch.cat(outs)
+
+    # -- export ---------------------------------------------------------------------
+
+    def _named_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
+        # named_parameters() lists a tied weight once (under its first name), as HF saves it.
+        return list(self.engine.module.named_parameters())
+
+    def export_buckets(self, bucket_mb: int = 64) -> list[list[tuple[str, torch.Tensor]]]:
+        """Full (gathered) parameters by HF name, in buckets of about ``bucket_mb`` MiB.
+
+        A collective under ZeRO-3: every rank must call it; rank 0 gets the buckets,
+        the others ``[]``.
+        """
+        import deepspeed
+
+        zero3 = self.zero_stage == 3
+        out = []
+        for bucket in plan_buckets(self._named_parameters(), bucket_mb * 1024**2):
+            params = [p for _, p in bucket]
+            with deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=zero3):
+                if self.rank == 0:
+                    out.append([(n, p.data.detach().to("cpu", copy=True)) for n, p in bucket])
+        return out
+
+    def state_dict_for_export(self) -> dict[str, torch.Tensor]:
+        """All parameters as one dict on rank 0 (``{}`` elsewhere); collective under ZeRO-3."""
+        return {name: t for bucket in self.export_buckets() for name, t in bucket}
+
+    def num_params(self) -> int:
+        return sum(getattr(p, "ds_numel", p.numel()) for _, p in self._named_parameters())
+
+    # -- checkpoints ----------------------------------------------------------------
+
+    def save_state(self, directory: str, client_state: dict | None = None) -> str:
+        """Full training state (weights, optimizer, lr schedule); every rank calls it."""
+        self.engine.save_checkpoint(
+            directory, tag=CHECKPOINT_TAG, client_state={CLIENT_KEY: client_state or {}}
+        )
+        return directory
+
+    def load_state(self, directory: str) -> dict:
+        """Restore :meth:`save_state`; returns the saved ``client_state``."""
+        path, saved = self.engine.load_checkpoint(
+            directory, tag=CHECKPOINT_TAG, load_optimizer_states=True, load_lr_scheduler_states=True
+        )
+        if path is None:
+            raise FileNotFoundError(f"no learner state under {directory!r}")
+        # DeepSpeed hands back the whole checkpoint dict; ours is one key of it.
+        return (saved or {}).get(CLIENT_KEY, {})
+
+    # -- misc -----------------------------------------------------------------------
+
+    def ping(self) -> int:
+        return self.rank
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def shutdown(self) -> None:
+        import torch.distributed as tdist
+
+        if tdist.is_initialized():
+            tdist.destroy_process_group()
+
+
+def plan_buckets(
+    named: list[tuple[str, torch.nn.Parameter]], bucket_bytes: int
+) -> list[list[tuple[str, torch.nn.Parameter]]]:
+    """Consecutive groups of parameters of at most ``bucket_bytes`` (full, not partitioned
+    sizes); a parameter larger than that gets a bucket of its own."""
+    buckets: list[list[tuple[str, torch.nn.Parameter]]] = [[]]
+    size = 0
+    for name, param in named:
+        nbytes = getattr(param, "ds_numel", param.numel()) * param.element_size()
+        if buckets[-1] and size + nbytes > bucket_bytes:
+            buckets.append([])
+            size = 0
+        buckets[-1].append((name, param))
+        size += nbytes
+    return [b for b in buckets if b]
+
+
+def checkpoint_exists(directory: str | Path) -> bool:
+    return (Path(directory) / CHECKPOINT_TAG).is_dir()

@@ -1,0 +1,156 @@
+"""Experience makers: the PPO baseline and CPE as two small strategy classes.
+
+``PPOMaker``: rollout -> score (spec steps 1, 5). ``CPEMaker`` adds critique -> edit ->
+pool -> select (steps 2-4, 6). The driver calls ``maker.make(records)`` and never
+branches on the mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from cpe.algo import select_edits
+from cpe.data.records import Record
+from cpe.experience import Experience, Sample
+from cpe.prompts import PromptSet, edit_messages, policy_messages
+from cpe.prompts.chat import to_token_ids
+from cpe.timing import PhaseTimer
+from cpe.types import SamplingSpec
+
+
+class Prompter:
+    """Token ids of the policy and post-edit prompts, with a hard length check."""
+
+    def __init__(self, tokenizer, prompts: PromptSet, max_prompt_tokens: int):
+        self.tokenizer = tokenizer
+        self.prompts = prompts
+        self.max_prompt_tokens = max_prompt_tokens
+
+    def policy_ids(self, record: Record) -> list[int]:
+        return self._checked(record, to_token_ids(self.tokenizer, policy_messages(record, self.prompts)))
+
+    def edit_ids(self, record: Record, answer: str, critique: str) -> list[int]:
+        ids = to_token_ids(self.tokenizer, edit_messages(record, answer, critique, self.prompts))
+        # The edit prompt embeds answer and critique; keep their tail out rather than fail.
+        return ids if len(ids) <= self.max_prompt_tokens else self._truncated_edit(record, answer, critique)
+
+    def _truncated_edit(self, record: Record, answer: str, critique: str) -> list[int]:
+        budget = max(16, self.max_prompt_tokens // 4)
+        short = [self.tokenizer.decode(self.tokenizer.encode(t, add_special_tokens=False)[:budget]) for t in (answer, critique)]
+        return to_token_ids(self.tokenizer, edit_messages(record, short[0], short[1], self.prompts))[-self.max_prompt_tokens:]
+
+    def _checked(self, record: Record, ids: list[int]) -> list[int]:
+        if len(ids) > self.max_prompt_tokens:
+            raise ValueError(
+                f"record {record.id!r}: policy prompt has {len(ids)} tokens > "
+                f"rollout.max_prompt_tokens={self.max_prompt_tokens}"
+            )
+        return ids
+
+
+@dataclass
+class MakerSettings:
+    n: int
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    edit_max_new_tokens: int
+    selection: str = "random"
+    edit_ratio: float = 0.5
+    divisor: int = 1  # data-parallel size: batch rows stay divisible by it
+    seed: int = 0
+
+
+class PPOMaker:
+    """Originals only, each scored by the GRM."""
+
+    def __init__(self, rollout, grm, prompter: Prompter, settings: MakerSettings, timer: PhaseTimer):
+        self.rollout, self.grm, self.prompter, self.s, self.timer = rollout, grm, prompter, settings, timer
+        self.generator = torch.Generator().manual_seed(settings.seed)
+
+    def make(self, records: Sequence[Record], step: int) -> Experience:
+        originals = self.generate_originals(records, step)
+        with self.timer("score"):
+            self.assign_scores(originals, self.grm.score(_items(originals)))
+        return Experience(originals, grm_stats=self.grm.metrics())
+
+    def spec(self, n: int, max_tokens: int, step: int, salt: int) -> SamplingSpec:
+        # A per-step seed keeps a resumed run's samples identical to an uninterrupted one.
+        seed = self.s.seed * 1_000_003 + step * 7919 + salt
+        return SamplingSpec(n=n, temperature=self.s.temperature, top_p=self.s.top_p, max_tokens=max_tokens, seed=seed)
+
+    def generate_originals(self, records: Sequence[Record], step: int) -> list[Sample]:
+        prompts = [self.prompter.policy_ids(r) for r in records]
+        with self.timer("generate"):
+            outs = self.rollout.generate(prompts, self.spec(self.s.n, self.s.max_new_tokens, step, 0))
+        samples = []
+        for group, (record, gens) in enumerate(zip(records, outs, strict=True)):
+            for g in gens:
+                samples.append(Sample(group, record, g.prompt_ids, g.token_ids, g.text, pair_id=len(samples),
+                                      finish_reason=g.finish_reason, engine_logprobs=g.logprobs))
+        return samples
+
+    @staticmethod
+    def assign_scores(samples: Sequence[Sample], results) -> None:
+        for sample, result in zip(samples, results, strict=True):
+            sample.reward = result.reward if result.valid else None
+            sample.scores = result.judgement.scores if (result.valid and result.judgement) else None
+
+
+class CPEMaker(PPOMaker):
+    """Originals -> critiques -> edits (re-attached to the original prompt) -> selection."""
+
+    def make(self, records: Sequence[Record], step: int) -> Experience:
+        originals = self.generate_originals(records, step)
+        with self.timer("critique"):
+            critiques = self.grm.critique(_items(originals))
+        edits = self.generate_edits(originals, critiques, step)
+        with self.timer("score"):
+            if self.grm.critique_gives_reward:
+                self.assign_scores(originals, critiques)
+                self.assign_scores(edits, self.grm.score(_items(edits)))
+            else:
+                self.assign_scores(originals + edits, self.grm.score(_items(originals + edits)))
+        exp = Experience(originals, edits, grm_stats=self.grm.metrics())
+        exp.selected = self.select(exp, num_prompts=len(records))
+        return exp
+
+    def generate_edits(self, originals: list[Sample], critiques, step: int) -> list[Sample]:
+        for sample, result in zip(originals, critiques, strict=True):
+            sample.critique = result.critique if result.valid else None
+        todo = [s for s in originals if s.critique]
+        prompts = [self.prompter.edit_ids(s.record, s.text, s.critique) for s in todo]
+        with self.timer("edit"):
+            outs = self.rollout.generate(prompts, self.spec(1, self.s.edit_max_new_tokens, step, 1)) if todo else []
+        edits = []
+        for original, edit_prompt, gens in zip(todo, prompts, outs, strict=True):
+            g = gens[0]
+            # Spec step 4: the edit trains under the ORIGINAL prompt x, linked to its y_o.
+            edits.append(Sample(original.group_id, original.record, original.prompt_ids, g.token_ids, g.text,
+                                is_edit=True, pair_id=original.pair_id, edit_prompt_ids=edit_prompt,
+                                finish_reason=g.finish_reason, engine_logprobs=g.logprobs))
+        return edits
+
+    def select(self, exp: Experience, num_prompts: int) -> list[int]:
+        if not exp.edits:
+            return []
+        reward_orig, reward_edit = exp.reward_tensors()
+        chosen = select_edits(
+            self.s.selection, reward_orig=reward_orig, reward_edit=reward_edit,
+            pair_ids=torch.tensor([e.pair_id for e in exp.edits]),
+            group_ids=torch.tensor([e.group_id for e in exp.edits]),
+            ratio=self.s.edit_ratio, n=self.s.n, divisor=self.s.divisor, generator=self.generator,
+        ).tolist()
+        # Fewer valid edits than K (or a strict filter) can leave a count that does not
+        # divide over the learner ranks; drop the last few so shards stay equal.
+        return chosen[: len(chosen) - len(chosen) % self.s.divisor]
+
+
+def _items(samples: Sequence[Sample]) -> list[tuple[Record, str]]:
+    return [(s.record, s.text) for s in samples]
+
+
+MAKERS = {"ppo": PPOMaker, "cpe": CPEMaker}

@@ -1,0 +1,219 @@
+"""The GRM client interface and the scoring policy shared by every backend.
+
+A backend only turns ``(record, answer)`` items into raw output text
+(:meth:`GRMBackend.generate`); parsing, validity, rewards and retries live here, so
+every backend follows the spec the same way (steps 2 and 5): critiques at
+``critique_temperature`` feed the edit, rewards come from a separate call at
+``score_temperature``, and an output that stays unusable after retries is invalid —
+``reward=None``, dropped by the caller, never scored 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from cpe.algo import Judgement, final_score, parse_grm_output
+from cpe.algo.grm_parse import DEFAULT_WEIGHTS
+from cpe.data.records import Record
+
+log = logging.getLogger(__name__)
+
+Item = tuple[Record, str]
+CRITIQUE_TEMPERATURE = 0.9
+SCORE_TEMPERATURE = 0.0
+MODES = ("two_call", "single_call")
+
+
+class GRMError(RuntimeError):
+    """A GRM problem that is not about one item (bad config, rejected credentials)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a backend got for one item: raw text, or '' with an ``error``."""
+
+    text: str = ""
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class GRMResult:
+    """One GRM call's outcome for one item.
+
+    ``critique`` is the parsed critique, or the whole output when the tag is missing.
+    ``reward`` is set only by score calls whose output parsed; otherwise None.
+    """
+
+    text: str
+    judgement: Judgement | None
+    critique: str
+    reward: float | None
+    valid: bool
+    attempts: int = 1
+    error: str | None = None
+
+
+class GRMBackend(ABC):
+    """Something that can run the GRM on a batch of ``(record, answer)`` items."""
+
+    @abstractmethod
+    def generate(self, items: Sequence[Item], temperature: float) -> list[Reply]:
+        """One raw output (or error) per item, in order. Item-level failures are
+        returned as ``Reply(error=...)``; only whole-backend failures raise."""
+
+    def critique(
+        self, items: Sequence[Item], temperature: float = CRITIQUE_TEMPERATURE
+    ) -> list[GRMResult]:
+        """Critiques for editing: valid when the output is non-empty; no reward."""
+        return [critique_result(r) for r in self._generate_checked(items, temperature)]
+
+    def score(
+        self,
+        items: Sequence[Item],
+        temperature: float = SCORE_TEMPERATURE,
+        weights: Sequence[float] = DEFAULT_WEIGHTS,
+    ) -> list[GRMResult]:
+        """Scores: valid when all three parse; reward = weighted sum of (H, P, N)."""
+        return [score_result(r, weights) for r in self._generate_checked(items, temperature)]
+
+    def _generate_checked(self, items: Sequence[Item], temperature: float) -> list[Reply]:
+        if not items:
+            return []
+        replies = self.generate(items, temperature)
+        if len(replies) != len(items):
+            raise GRMError(
+                f"{type(self).__name__} returned {len(replies)} replies for {len(items)} items"
+            )
+        return replies
+
+
+def critique_result(reply: Reply) -> GRMResult:
+    judgement = parse_grm_output(reply.text) if reply.text else None
+    critique = judgement.critique if judgement else ""
+    valid = reply.error is None and bool(critique.strip())
+    error = reply.error or (None if valid else "empty critique")
+    return GRMResult(reply.text, judgement, critique, None, valid, error=error)
+
+
+def score_result(reply: Reply, weights: Sequence[float]) -> GRMResult:
+    if reply.error is not None:
+        return GRMResult(reply.text, None, "", None, False, error=reply.error)
+    judgement = parse_grm_output(reply.text)
+    reward = final_score(judgement, weights) if judgement.valid else None
+    return GRMResult(
+        reply.text, judgement, judgement.critique, reward, judgement.valid, error=judgement.error
+    )
+
+
+class GRMScorer:
+    """The GRM as the trainer sees it: critique and score batches, with retries.
+
+    ``two_call`` (the spec): :meth:`critique` samples at ``critique_temperature`` and
+    needs only non-empty text; :meth:`score` is a separate call at ``score_temperature``.
+    ``single_call``: one call at ``score_temperature`` gives both, so :meth:`critique`
+    results already carry rewards (see :attr:`critique_gives_reward`).
+
+    Retries re-ask only the items still unusable, after ``backoff_s * 2**k`` seconds.
+    Note that re-asking a deterministic engine at temperature 0 repeats its output;
+    guided decoding is what prevents format failures there.
+    """
+
+    def __init__(
+        self,
+        backend: GRMBackend,
+        mode: str = "two_call",
+        weights: Sequence[float] = DEFAULT_WEIGHTS,
+        critique_temperature: float = CRITIQUE_TEMPERATURE,
+        score_temperature: float = SCORE_TEMPERATURE,
+        retries: int = 2,
+        backoff_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if mode not in MODES:
+            raise ValueError(f"grm.mode={mode!r} is not one of {', '.join(MODES)}")
+        if len(weights) != 3:
+            raise ValueError(f"grm.weights needs 3 values (H, P, N), got {list(weights)}")
+        if retries < 0:
+            raise ValueError(f"grm.retries must be >= 0, got {retries}")
+        self.backend = backend
+        self.mode = mode
+        self.weights = tuple(float(w) for w in weights)
+        self.critique_temperature = critique_temperature
+        self.score_temperature = score_temperature
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self._sleep = sleep
+        self.invalid_count = 0
+        self.attempts_total = 0
+        self.results_total = 0
+
+    @property
+    def critique_gives_reward(self) -> bool:
+        """True in single_call mode: critique results carry the rewards too."""
+        return self.mode == "single_call"
+
+    def critique(self, items: Sequence[Item]) -> list[GRMResult]:
+        """Critiques of ``items`` for the edit step (with rewards in single_call mode)."""
+        if self.mode == "single_call":
+            return self.score(items)
+        return self._with_retries(items, "critique")
+
+    def score(self, items: Sequence[Item]) -> list[GRMResult]:
+        """Rewards of ``items``; invalid results have ``reward=None``."""
+        return self._with_retries(items, "score")
+
+    def metrics(self) -> dict[str, float]:
+        """Cumulative counters since construction or :meth:`reset_metrics`."""
+        total = self.results_total
+        return {
+            "grm/results": float(total),
+            "grm/invalid": float(self.invalid_count),
+            "grm/invalid_rate": self.invalid_count / total if total else 0.0,
+            "grm/attempts": float(self.attempts_total),
+            "grm/attempts_per_result": self.attempts_total / total if total else 0.0,
+        }
+
+    def reset_metrics(self) -> None:
+        self.invalid_count = self.attempts_total = self.results_total = 0
+
+    def _call(self, kind: str, batch: list[Item]) -> list[GRMResult]:
+        if kind == "critique":
+            return self.backend.critique(batch, self.critique_temperature)
+        return self.backend.score(batch, self.score_temperature, self.weights)
+
+    def _with_retries(self, items: Sequence[Item], kind: str) -> list[GRMResult]:
+        results: list[GRMResult | None] = [None] * len(items)
+        pending = list(range(len(items)))
+        for attempt in range(1, self.retries + 2):
+            if not pending:
+                break
+            if attempt > 1:
+                self._sleep(self.backoff_s * 2 ** (attempt - 2))
+            fresh = self._call(kind, [items[i] for i in pending])
+            if len(fresh) != len(pending):
+                raise GRMError(f"GRM {kind} returned {len(fresh)} results for {len(pending)} items")
+            for i, result in zip(pending, fresh, strict=True):
+                results[i] = replace(result, attempts=attempt)
+            self.attempts_total += len(pending)
+            pending = [i for i in pending if not results[i].valid]
+        done = [r for r in results if r is not None]
+        self._count(done, kind)
+        return done
+
+    def _count(self, results: list[GRMResult], kind: str) -> None:
+        invalid = [r for r in results if not r.valid]
+        self.results_total += len(results)
+        self.invalid_count += len(invalid)
+        if invalid:
+            log.warning(
+                "GRM %s: %d of %d results invalid after %d attempts (first error: %s)",
+                kind,
+                len(invalid),
+                len(results),
+                self.retries + 1,
+                invalid[0].error,
+            )

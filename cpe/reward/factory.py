@@ -1,0 +1,115 @@
+"""Build the configured GRM: a backend chosen by ``grm.backend`` wrapped in a GRMScorer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cpe.prompts import PromptSet
+from cpe.reward.base import GRMBackend, GRMError, GRMScorer
+from cpe.reward.format import grm_regex_for
+from cpe.reward.openai_backend import OpenAIBackend
+from cpe.reward.python_backend import PythonBackend
+from cpe.reward.vllm_backend import DEFAULT_MAX_PROMPT_TOKENS, VLLMBackend
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a backend builder may need besides the ``grm`` config node."""
+
+    engine_pool: Any = None
+    tokenizer: Any = None
+    prompts: PromptSet | None = None
+    max_prompt_tokens: int = DEFAULT_MAX_PROMPT_TOKENS
+
+
+def _vllm(cfg: Any, ctx: BuildContext) -> GRMBackend:
+    if ctx.engine_pool is None or ctx.tokenizer is None:
+        missing = "engine_pool" if ctx.engine_pool is None else "tokenizer"
+        raise GRMError(
+            f"grm.backend='vllm' needs the critic engine pool and the GRM tokenizer; got no {missing}"
+        )
+    return VLLMBackend(
+        ctx.engine_pool,
+        ctx.tokenizer,
+        prompts=ctx.prompts,
+        max_new_tokens=cfg.max_new_tokens,
+        max_prompt_tokens=ctx.max_prompt_tokens,
+        guided_decoding=cfg.guided_decoding,
+    )
+
+
+def _openai(cfg: Any, ctx: BuildContext) -> GRMBackend:
+    regex = grm_regex_for(cfg.max_new_tokens) if cfg.guided_decoding else None
+    return OpenAIBackend.from_config(
+        cfg.openai,
+        prompts=ctx.prompts,
+        max_new_tokens=cfg.max_new_tokens,
+        guided_regex=regex,
+        retries=cfg.retries,
+        backoff_s=cfg.backoff_s,
+    )
+
+
+def _python(cfg: Any, ctx: BuildContext) -> GRMBackend:
+    if not cfg.python_function:
+        raise GRMError("grm.backend='python' needs grm.python_function='package.module:function'")
+    return PythonBackend(cfg.python_function)
+
+
+def _prompt_set(prompts: Any) -> PromptSet:
+    """PromptSet from a PromptSet, a name/folder, None, or a ``prompts`` config node."""
+    if prompts is None or isinstance(prompts, PromptSet | str):
+        return PromptSet.from_config(prompts)
+
+    # cpe.config.PromptsConfig nests the role overrides under `overrides`, a shape
+    # PromptSet.from_config does not read.
+    def field(key: str) -> Any:
+        return prompts.get(key) if isinstance(prompts, Mapping) else getattr(prompts, key, None)
+
+    return PromptSet.load(field("set") or "default", **dict(field("overrides") or {}))
+
+
+GRM_BACKENDS: dict[str, Callable[[Any, BuildContext], GRMBackend]] = {
+    "vllm": _vllm,
+    "openai": _openai,
+    "python": _python,
+}
+
+
+def build_backend(cfg: Any, ctx: BuildContext) -> GRMBackend:
+    builder = GRM_BACKENDS.get(cfg.backend)
+    if builder is None:
+        raise GRMError(f"grm.backend={cfg.backend!r} is not one of {', '.join(GRM_BACKENDS)}")
+    return builder(cfg, ctx)
+
+
+def build_grm(
+    cfg: Any,
+    engine_pool: Any = None,
+    tokenizer: Any = None,
+    prompts: PromptSet | Any = None,
+    max_prompt_tokens: int | None = None,
+) -> GRMScorer:
+    """A GRMScorer for the ``grm`` config node (:class:`cpe.config.GRMConfig`).
+
+    ``prompts``: a PromptSet, a ``prompts`` config node or None (the default set).
+    ``max_prompt_tokens`` (vllm only): the GRM prompt limit; the answer is truncated
+    to fit it.
+    """
+    ctx = BuildContext(
+        engine_pool=engine_pool,
+        tokenizer=tokenizer,
+        prompts=_prompt_set(prompts),
+        max_prompt_tokens=max_prompt_tokens or DEFAULT_MAX_PROMPT_TOKENS,
+    )
+    return GRMScorer(
+        build_backend(cfg, ctx),
+        mode=cfg.mode,
+        weights=list(cfg.weights),
+        critique_temperature=cfg.critique_temperature,
+        score_temperature=cfg.score_temperature,
+        retries=cfg.retries,
+        backoff_s=cfg.backoff_s,
+    )

@@ -1,0 +1,187 @@
+"""One vLLM engine behind typed methods; a Ray actor when wrapped with ``ray.remote``.
+
+Prompts arrive as token ids (the driver applies chat templates). Weight updates
+arrive in buckets of ``(HF name, tensor)`` pairs; ``update_weights`` may be called
+several times, then ``finish_weight_update`` makes the new weights live. Ray runs an
+actor's calls one at a time, so no generation can interleave with a half-loaded
+model; a local caller gets an error if it tries.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from cpe.rollout import vllm_adapter as va
+from cpe.types import Generation, SamplingSpec
+
+
+class VLLMEngine:
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        dtype: str = "auto",
+        seed: int = 0,
+        device: str = "cpu",
+        max_model_len: int = 2048,
+        kv_cache_gib: float = 1.0,
+        gpu_memory_utilization: float = 0.9,
+        enforce_eager: bool = True,
+        tensor_parallel_size: int = 1,
+        weight_transfer_backend: str | None = None,
+    ) -> None:
+        started = time.perf_counter()
+        self.model_path = model_path
+        self.device = device
+        self.weight_version = 0
+        self._updating = False
+        self._broken: str | None = None
+        self._llm = va.make_llm(
+            model_path,
+            dtype=dtype,
+            seed=seed,
+            device=device,
+            max_model_len=max_model_len,
+            kv_cache_gib=kv_cache_gib,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enforce_eager=enforce_eager,
+            tensor_parallel_size=tensor_parallel_size,
+            weight_transfer_backend=weight_transfer_backend,
+        )
+        self.startup_s = time.perf_counter() - started
+
+    # -- generation -------------------------------------------------------------
+    def generate(
+        self, prompt_ids: Sequence[Sequence[int]], spec: SamplingSpec
+    ) -> list[list[Generation]]:
+        if not prompt_ids:
+            return []
+        llm = self._ready()
+        outputs = va.run(llm, va.to_prompts(prompt_ids), va.to_sampling_params(spec))
+        return va.to_generations(outputs)
+
+    def token_logprobs(
+        self, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]]
+    ) -> list[list[float]]:
+        """The engine's raw log-prob of every given response token, given its prompt."""
+        if len(prompt_ids) != len(response_ids):
+            raise ValueError(f"{len(prompt_ids)} prompts but {len(response_ids)} responses")
+        if not prompt_ids:
+            return []
+        for prompt in prompt_ids:
+            if not prompt:
+                raise ValueError("token_logprobs needs a non-empty prompt for every response")
+        llm = self._ready()
+        joined = [list(p) + list(r) for p, r in zip(prompt_ids, response_ids)]
+        outputs = va.run(llm, va.to_prompts(joined), va.prompt_logprob_params())
+        return [va.prompt_token_logprobs(out, len(p)) for out, p in zip(outputs, prompt_ids)]
+
+    # -- weights ----------------------------------------------------------------
+    def update_weights(self, named_tensors: Sequence[tuple[str, torch.Tensor]]) -> int:
+        """Load one bucket of HF-named tensors; the first bucket starts an update."""
+        llm = self._alive()
+        self._updating = True
+        try:
+            return va.worker_rpc(llm, "cpe_load_weights", list(named_tensors))[0]
+        except BaseException:
+            self._abandon_update()
+            raise
+
+    def finish_weight_update(self, version: int | None = None, strict: bool = True) -> dict:
+        """Make the loaded buckets live; returns what was loaded and how long it took."""
+        llm = self._alive()
+        if not self._updating:
+            raise RuntimeError("finish_weight_update without update_weights")
+        started = time.perf_counter()
+        try:
+            info = va.worker_rpc(llm, "cpe_finish_weight_update", strict=strict)[0]
+        except BaseException as exc:
+            self._broken = f"weight update failed: {exc}"
+            raise
+        finally:
+            self._updating = False
+        self._broken = None
+        va.reset_prefix_cache(llm)
+        self.weight_version = self.weight_version + 1 if version is None else version
+        return {**info, "version": self.weight_version, "finish_s": time.perf_counter() - started}
+
+    def load_weight_buckets(
+        self, buckets: Sequence[Sequence[tuple[str, torch.Tensor]]], version: int | None = None
+    ) -> dict:
+        """Convenience: every bucket, then finish."""
+        for bucket in buckets:
+            self.update_weights(bucket)
+        return self.finish_weight_update(version)
+
+    # -- GPU: vLLM's native NCCL weight transfer (untested here, see nccl_sync) ----
+    def init_weight_transfer(self, **init_info: Any) -> None:
+        from cpe.rollout import nccl_sync
+
+        nccl_sync.engine_init(self._alive(), **init_info)
+
+    def receive_weights(self, metas: list[tuple[str, str, list[int]]], version: int) -> None:
+        from cpe.rollout import nccl_sync
+
+        nccl_sync.engine_receive(self._alive(), metas)
+        va.reset_prefix_cache(self._llm)
+        self.weight_version = version
+
+    # -- lifecycle --------------------------------------------------------------
+    def health(self) -> dict:
+        return {
+            "alive": self._llm is not None,
+            "model_path": self.model_path,
+            "device": self.device,
+            "weight_version": self.weight_version,
+            "updating": self._updating,
+            "broken": self._broken,
+            "startup_s": round(self.startup_s, 3),
+        }
+
+    def shutdown(self) -> None:
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            va.shutdown_llm(llm)
+            del llm
+
+    # -- helpers ----------------------------------------------------------------
+    def _alive(self) -> Any:
+        if self._llm is None:
+            raise RuntimeError("engine was shut down")
+        return self._llm
+
+    def _ready(self) -> Any:
+        if self._updating:
+            raise RuntimeError("weight update in progress: call finish_weight_update first")
+        if self._broken:
+            raise RuntimeError(f"{self._broken}; push a complete set of weights first")
+        return self._alive()
+
+    def _abandon_update(self) -> None:
+        # Unwrap vLLM's buffering loaders; layers that were half loaded hold garbage,
+        # so the engine refuses to generate until a complete update succeeds.
+        self._updating = False
+        self._broken = "a weight bucket failed to load"
+        try:
+            va.worker_rpc(self._llm, "cpe_finish_weight_update", strict=False)
+        except Exception:
+            pass
+
+
+@functools.cache
+def _remote_class():
+    import ray
+
+    return ray.remote(VLLMEngine)
+
+
+def __getattr__(name: str):
+    # `VLLMEngineActor` is built on first use so importing this module needs no Ray.
+    if name == "VLLMEngineActor":
+        return _remote_class()
+    raise AttributeError(name)

@@ -1,0 +1,161 @@
+"""The one place that knows vLLM's API (written against vLLM 0.32 CPU / 0.33 GPU).
+
+Everything else in cpe talks in ``SamplingSpec`` / ``Generation`` / token ids. The
+worker-side weight loader is the only other vLLM-internal code
+(``weight_update.py`` on CPU, ``nccl_sync.py`` on GPU).
+
+Log-prob mode: engines run with ``logprobs_mode="raw_logprobs"`` (vLLM's default,
+pinned here so a default change cannot slip in): log softmax of the raw logits, before
+temperature, top-p or top-k. It equals ``log_softmax(logits)`` of a transformers
+model with the same weights. cpe recomputes the behaviour log-probs for PPO in the
+learner, so engine log-probs are diagnostics (post-sync check, monitoring) and their
+mode never enters a loss.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from cpe.rollout.weight_update import CPU_EXTENSION
+from cpe.types import Generation, SamplingSpec
+
+LOGPROBS_MODE = "raw_logprobs"
+
+
+def make_llm(
+    model_path: str,
+    dtype: str = "auto",
+    seed: int = 0,
+    device: str = "cpu",
+    max_model_len: int = 2048,
+    kv_cache_gib: float = 1.0,
+    gpu_memory_utilization: float = 0.9,
+    enforce_eager: bool = True,
+    tensor_parallel_size: int = 1,
+    weight_transfer_backend: str | None = None,
+) -> Any:
+    """Start a ``vllm.LLM``.
+
+    CPU: an in-process engine (no engine-core subprocess: starts in seconds, and
+    ``collective_rpc`` hands tensors to the worker by reference). This sets
+    process-wide environment variables, so call it in a process that hosts only this
+    engine (a Ray actor, or a test session). ``gpu_memory_utilization`` and
+    ``tensor_parallel_size`` are ignored there.
+
+    GPU: vLLM's usual multiprocess engine; ``weight_transfer_backend="nccl"`` turns on
+    vLLM's native weight-transfer API (see ``nccl_sync.py``).
+    """
+    from vllm import LLM
+
+    kwargs: dict[str, Any] = dict(
+        model=model_path,
+        dtype=dtype,
+        seed=seed,
+        max_model_len=max_model_len,
+        enforce_eager=enforce_eager,
+        logprobs_mode=LOGPROBS_MODE,
+        worker_extension_cls=CPU_EXTENSION,
+    )
+    if device == "cpu":
+        _set_cpu_env(kv_cache_gib)
+        kwargs["distributed_executor_backend"] = "uni"
+    else:
+        kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        kwargs["tensor_parallel_size"] = tensor_parallel_size
+        if weight_transfer_backend is not None:
+            kwargs["weight_transfer_config"] = {"backend": weight_transfer_backend}
+    return LLM(**kwargs)
+
+
+def _set_cpu_env(kv_cache_gib: float) -> None:
+    # vLLM reads these when the engine starts; the CPU KV cache size is whole GiB.
+    os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, math.ceil(kv_cache_gib)))
+    os.environ["VLLM_CPU_OMP_THREADS_BIND"] = "nobind"
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+
+
+def shutdown_llm(llm: Any) -> None:
+    """Stop the engine core now rather than whenever the garbage collector runs."""
+    engine = getattr(llm, "llm_engine", None)
+    core = getattr(engine, "engine_core", None)
+    if core is not None:
+        core.shutdown()
+
+
+def to_sampling_params(spec: SamplingSpec) -> Any:
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
+    kwargs: dict[str, Any] = dict(
+        n=spec.n,
+        max_tokens=spec.max_tokens,
+        seed=spec.seed,
+        logprobs=0 if spec.logprobs else None,  # 0 = only the sampled token's
+    )
+    if spec.temperature <= 0.0:
+        kwargs["temperature"] = 0.0  # vLLM: greedy; top_p is irrelevant
+    else:
+        kwargs.update(temperature=spec.temperature, top_p=spec.top_p)
+    if spec.regex is not None:
+        kwargs["structured_outputs"] = StructuredOutputsParams(regex=spec.regex)
+    return SamplingParams(**kwargs)
+
+
+def prompt_logprob_params() -> Any:
+    """Score the prompt only: the log-prob of each given token (one dummy new token)."""
+    from vllm import SamplingParams
+
+    return SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
+
+
+def to_prompts(prompt_ids: Sequence[Sequence[int]]) -> list[Any]:
+    from vllm.inputs import TokensPrompt
+
+    return [TokensPrompt(prompt_token_ids=list(ids)) for ids in prompt_ids]
+
+
+def run(llm: Any, prompts: list[Any], params: Any) -> list[Any]:
+    """``LLM.generate``; results come back in prompt order."""
+    return llm.generate(prompts, params, use_tqdm=False)
+
+
+def to_generations(request_outputs: Sequence[Any]) -> list[list[Generation]]:
+    return [[_to_generation(out, c) for c in out.outputs] for out in request_outputs]
+
+
+def _to_generation(request_output: Any, completion: Any) -> Generation:
+    token_ids = list(completion.token_ids)
+    return Generation(
+        prompt_ids=list(request_output.prompt_token_ids),
+        token_ids=token_ids,
+        text=completion.text,
+        logprobs=_chosen_logprobs(completion.logprobs, token_ids),
+        finish_reason=completion.finish_reason or "length",
+    )
+
+
+def _chosen_logprobs(per_position: Any, token_ids: list[int]) -> list[float]:
+    if per_position is None:
+        return []
+    return [per_position[i][tok].logprob for i, tok in enumerate(token_ids)]
+
+
+def prompt_token_logprobs(request_output: Any, start: int) -> list[float]:
+    """Log-probs of the prompt's own tokens from position ``start`` on."""
+    ids = request_output.prompt_token_ids
+    per_position = request_output.prompt_logprobs
+    return [per_position[i][ids[i]].logprob for i in range(start, len(ids))]
+
+
+def reset_prefix_cache(llm: Any) -> None:
+    # KV blocks cached under the old weights must not serve prompts after an update.
+    if not llm.reset_prefix_cache():
+        raise RuntimeError("vLLM refused to reset its prefix cache (requests in flight?)")
+
+
+def worker_rpc(llm: Any, method: str, *args: Any, **kwargs: Any) -> list[Any]:
+    """Call a worker (extension) method on every worker of this engine."""
+    return llm.collective_rpc(method, args=args, kwargs=kwargs or None)

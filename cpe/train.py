@@ -1,0 +1,88 @@
+"""Hydra entry point: ``python -m cpe.train experiment=NAME key=value ...``.
+
+Order matters: config and data are checked first (seconds), then Ray, engines and
+learners start (minutes). A bad setting never costs a cluster start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from cpe.compose import CONF_DIR, one_line_error, to_typed
+from cpe.config import CPEConfig
+from cpe.data import DataError, load_bundled, load_records
+from cpe.data.records import Record
+from cpe.validate import validate
+
+
+def load_split(path: str, personas_path: str | None, fmt: str | None, limit: int | None) -> list[Record]:
+    if path.startswith("bundled:"):
+        records = load_bundled(path.split(":", 1)[1])
+    else:
+        records = load_records(path, personas_path=personas_path, fmt=fmt)
+    return records[:limit] if limit else records
+
+
+def total_steps(cfg: CPEConfig, num_records: int) -> int:
+    if cfg.trainer.total_steps is not None:
+        return cfg.trainer.total_steps
+    return max(1, cfg.trainer.epochs * (num_records // cfg.trainer.rollout_batch_prompts))
+
+
+def run(cfg: CPEConfig) -> Path:
+    """Train; returns the run folder."""
+    from cpe.system import build_driver
+
+    data = cfg.data
+    train = load_split(data.train_path, data.personas_path, data.format, data.max_train_records)
+    if len(train) < cfg.trainer.rollout_batch_prompts:
+        raise ValueError(
+            f"data.train_path has {len(train)} records, fewer than "
+            f"trainer.rollout_batch_prompts={cfg.trainer.rollout_batch_prompts}"
+        )
+    run_dir = Path(cfg.logging.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    started = time.time()
+    driver, system = build_driver(cfg, train, total_steps(cfg, len(train)))
+    try:
+        driver.fit()
+    finally:
+        driver.logger.close()
+        system.shutdown()
+    summary = {
+        "run_dir": str(run_dir.resolve()),
+        "metrics": str((run_dir / "metrics.jsonl").resolve()),
+        "samples": str((run_dir / "samples").resolve()),
+        "checkpoint": str(driver.checkpoints.latest().resolve()) if driver.checkpoints.latest() else None,
+        "steps": driver.step,
+        "wall_s": round(time.time() - started, 1),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    print("\n".join(f"{k:>10}: {v}" for k, v in summary.items()))
+    return run_dir
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def main(dcfg: DictConfig) -> None:
+    try:
+        cfg = to_typed(dcfg)
+        validate(cfg)
+    except Exception as exc:  # noqa: BLE001 - report one actionable line, no traceback
+        print(f"config error: {one_line_error(exc)}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        run(cfg)
+    except DataError as exc:
+        print(f"data error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

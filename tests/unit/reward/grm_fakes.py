@@ -1,0 +1,134 @@
+"""Test doubles for the GRM clients: a loopback chat-completions server and a fake engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from cpe.reward.format import format_grm_output
+
+GOOD_OUTPUT = format_grm_output("Shorter, please; mention the night shift.", [3, 2, 4])
+
+
+@dataclass
+class Response:
+    status: int = 200
+    content: str | None = GOOD_OUTPUT  # the assistant message; None: use `body`
+    body: str | None = None
+    delay_s: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def chat_body(content: str) -> str:
+    return json.dumps(
+        {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}
+    )
+
+
+class ChatServer:
+    """An OpenAI-style ``/v1/chat/completions`` server on 127.0.0.1, in its own thread.
+
+    ``respond(n, body)`` gets the 1-based request number and the JSON body and returns
+    a :class:`Response`. Records bodies, headers and the peak number of requests in flight.
+    """
+
+    def __init__(self, respond: Callable[[int, dict[str, Any]], Response]):
+        self.respond = respond
+        self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def count(self) -> int:
+        return len(self.bodies)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        with self._lock:
+            self.bodies.append(body)
+            self.headers.append(dict(request.headers))
+            number = len(self.bodies)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            reply = self.respond(number, body)
+            if reply.delay_s:
+                await asyncio.sleep(reply.delay_s)
+            text = reply.body if reply.content is None else chat_body(reply.content)
+            return web.Response(status=reply.status, text=text or "", headers=reply.headers)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    async def _start(self, sock: socket.socket) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._handle)
+        # Cancel handlers whose client gave up (timeouts), so shutdown is immediate.
+        self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+
+    def start(self) -> ChatServer:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(sock), self._loop).result(timeout=5)
+        return self
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+
+class FakeEngine:
+    """Stands in for the vLLM engine pool: records calls, returns canned Generations.
+
+    ``outputs`` is a list of texts used in turn (the last one repeats) or a function
+    ``(prompt_ids, spec) -> text``.
+    """
+
+    def __init__(self, outputs: list[str] | Callable[[list[int], Any], str] = (GOOD_OUTPUT,)):
+        self.outputs = outputs
+        self.calls: list[tuple[list[list[int]], Any]] = []
+        self._served = 0
+
+    def _text(self, ids: list[int], spec: Any) -> str:
+        if callable(self.outputs):
+            return self.outputs(ids, spec)
+        text = self.outputs[min(self._served, len(self.outputs) - 1)]
+        self._served += 1
+        return text
+
+    def generate(self, prompt_ids, spec):
+        from cpe.types import Generation
+
+        self.calls.append((prompt_ids, spec))
+        return [
+            [
+                Generation(
+                    prompt_ids=ids, token_ids=[1], text=self._text(ids, spec), finish_reason="stop"
+                )
+            ]
+            for ids in prompt_ids
+        ]
