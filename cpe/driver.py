@@ -45,22 +45,26 @@ class Driver:
         bar = tqdm(total=self.total_steps, initial=self.step, desc="cpe", unit="step",
                    disable=not self.cfg.logging.progress)
         while self.step < self.total_steps:
-            self.step += 1
-            records = self.cursor.next_batch()
-            exp = self.maker.make(records, self.step)
-            batch = self.prepare_batch(exp)
-            with self.timer("advantage"):
-                compute_advantages(batch, self.cfg.algorithm)
-            with self.timer("update"):
-                train_metrics = self.learners.train(batch, self.step)
-            with self.timer("sync"):
-                sync_metrics = self.sync.push(self.step)
-            self.log(exp, batch, {**train_metrics, **sync_metrics})
-            if self.step % self.cfg.trainer.save_every == 0 or self.step == self.total_steps:
-                self.save()
+            metrics = self.run_step()[2]
             bar.update(1)
-            bar.set_postfix(reward=f"{batch['rewards'][batch['response_mask'].sum(1) > 0].mean():.3f}")
+            bar.set_postfix(reward=f"{metrics.get('original/reward_mean', float('nan')):.3f}")
         bar.close()
+
+    def run_step(self) -> tuple[Experience, dict[str, torch.Tensor], dict[str, float]]:
+        self.step += 1
+        records = self.cursor.next_batch()
+        exp = self.maker.make(records, self.step)
+        batch = self.prepare_batch(exp)
+        with self.timer("advantage"):
+            compute_advantages(batch, self.cfg.algorithm)
+        with self.timer("update"):
+            train_metrics = self.learners.train(batch, self.step)
+        with self.timer("sync"):
+            sync_metrics = self.sync.push(self.step)
+        metrics = self.log(exp, batch, {**train_metrics, **sync_metrics})
+        if self.step % self.cfg.trainer.save_every == 0 or self.step == self.total_steps:
+            self.save()
+        return exp, batch, metrics
 
     def prepare_batch(self, exp: Experience) -> dict[str, torch.Tensor]:
         """Padded tensors + the learner's old log-probs, behaviour log-probs and values."""
@@ -78,11 +82,16 @@ class Driver:
                 t["behaviour_logp"][edit_rows] = behaviour_logp_for(samples, mu, edit_rows, t["old_logp"].shape)[edit_rows]
         return t
 
-    def log(self, exp: Experience, batch: dict[str, torch.Tensor], extra: dict[str, float]) -> None:
+    def log(self, exp: Experience, batch: dict[str, torch.Tensor], extra: dict[str, float]) -> dict[str, float]:
         metrics = {**experience_metrics(exp, batch), **extra, **self.timer.pop()}
+        generated = sum(len(s.response_ids) for s in exp.originals + exp.edits)
+        gen_time = metrics.get("time/generate", 0.0) + metrics.get("time/edit", 0.0)
+        metrics["perf/generated_tokens"] = float(generated)
+        metrics["perf/gen_tokens_per_s"] = generated / gen_time if gen_time else 0.0
         metrics["epoch"] = self.cursor.epoch
         self.logger.log(self.step, metrics)
         self.logger.samples(self.step, sample_rows(exp, self.cfg.logging.sample_rows))
+        return metrics
 
     def save(self) -> None:
         with self.timer("checkpoint"):

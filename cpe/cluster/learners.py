@@ -1,12 +1,13 @@
 """The learner pool as one object: policy ranks and value ranks (DeepSpeed actors).
 
-Rows are permuted with a per-step seed, then cut into equal contiguous shards, one per
-rank: every rank runs the same number of micro-batches, which ZeRO's collectives need.
+Every rank gets the same batch (stored once in Ray's object store) and takes its own
+equal contiguous shard: every rank runs the same number of micro-batches, which ZeRO's
+collectives need.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import ray
@@ -14,19 +15,11 @@ import torch
 
 from cpe.learner.batch import TensorBatch
 
-PER_TOKEN = ("old_logp", "behaviour_logp", "advantages", "returns", "old_values")
-
-
-def _shard_rows(rows: int, ranks: int) -> list[slice]:
-    if rows % ranks:
-        raise ValueError(f"{rows} batch rows do not split evenly over {ranks} learner ranks")
-    size = rows // ranks
-    return [slice(r * size, (r + 1) * size) for r in range(ranks)]
-
-
-def _to_batch(t: dict[str, torch.Tensor], rows) -> TensorBatch:
-    fields = {k: v[rows] for k, v in t.items() if k in TensorBatch.field_names()}
-    return TensorBatch(**fields)
+def _to_batch(t: dict[str, torch.Tensor]) -> TensorBatch:
+    names = {f.name for f in fields(TensorBatch)}
+    present = {k: v for k, v in t.items() if k in names}
+    present.setdefault("is_edit", torch.zeros(t["input_ids"].shape[0], dtype=torch.bool))
+    return TensorBatch(**present)
 
 
 @dataclass
@@ -38,44 +31,37 @@ class LearnerGroup:
     seed: int = 0
 
     def _map(self, actors: list, method: str, t: dict[str, torch.Tensor], *args) -> torch.Tensor:
-        shards = _shard_rows(t["input_ids"].shape[0], len(actors))
-        refs = [getattr(a, method).remote(_to_batch(t, s), *args) for a, s in zip(actors, shards, strict=True)]
-        return torch.cat(ray.get(refs), dim=0)
+        """Each rank takes its contiguous shard of the (once-stored) batch; rank order
+        concatenation gives the rows back."""
+        rows = t["input_ids"].shape[0]
+        ref = ray.put(_to_batch(_padded(t, len(actors))))
+        return torch.cat(ray.get([getattr(a, method).remote(ref, *args) for a in actors]), dim=0)[:rows]
 
     def logprobs(self, t: dict[str, torch.Tensor], temperature: float) -> torch.Tensor:
         """Per-token log softmax(logits / T) of each row's tokens, batch layout."""
-        return self._map(self.policy, "logprobs", _padded(t, len(self.policy)), temperature)[: t["input_ids"].shape[0]]
+        return self._map(self.policy, "logprobs", t, temperature)
 
     def values(self, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self._map(self.value, "values", _padded(t, len(self.value)))[: t["input_ids"].shape[0]]
+        return self._map(self.value, "values", t)
 
     def train(self, t: dict[str, torch.Tensor], step: int) -> dict[str, float]:
-        """One PPO update of policy and value (in parallel), metrics averaged over ranks."""
+        """One PPO update of policy and value (in parallel). Rows are permuted with a
+        per-step seed so mini-batches mix originals and edits; metrics come back
+        all-reduced, identical on every rank."""
         order = torch.randperm(t["input_ids"].shape[0], generator=torch.Generator().manual_seed(self.seed + step))
-        shuffled = {k: v[order] for k, v in t.items()}
-        refs = {
-            "policy": self._train_refs(self.policy, shuffled, "train_step", self.temperature),
-            "value": self._train_refs(self.value, shuffled, "train_step", None),
-        }
-        out: dict[str, float] = {}
-        for role, role_refs in refs.items():
-            results = ray.get(role_refs)
-            for key in results[0]:
-                out[f"{role}/{key}"] = sum(r[key] for r in results) / len(results)
+        ref = ray.put(_to_batch({k: v[order] for k, v in t.items()}))
+        policy = [a.train_step.remote(ref, temperature=self.temperature, num_mini_batches=self.num_mini_batches)
+                  for a in self.policy]
+        value = [a.train_step.remote(ref, num_mini_batches=self.num_mini_batches) for a in self.value]
+        out = {f"policy/{k}": v for k, v in ray.get(policy)[0].items()}
+        out.update({f"value/{k}": v for k, v in ray.get(value)[0].items()})
         return out
-
-    def _train_refs(self, actors, t, method, temperature):
-        shards = _shard_rows(t["input_ids"].shape[0], len(actors))
-        kwargs = {"num_mini_batches": self.num_mini_batches}
-        if temperature is not None:
-            kwargs["temperature"] = temperature
-        return [getattr(a, method).remote(_to_batch(t, s), **kwargs) for a, s in zip(actors, shards, strict=True)]
 
     def save(self, folder: Path) -> None:
         refs = [a.save_state.remote(str(folder / "policy_state")) for a in self.policy]
         refs += [a.save_state.remote(str(folder / "value_state")) for a in self.value]
-        refs += [a.save_hf.remote(str(folder / "policy_hf")) for a in self.policy]
         ray.get(refs)
+        ray.get([a.save_hf.remote(str(folder / "policy_hf")) for a in self.policy])
 
     def load(self, folder: Path) -> None:
         refs = [a.load_state.remote(str(folder / "policy_state")) for a in self.policy]
@@ -87,6 +73,10 @@ class LearnerGroup:
         refs = [a.export_buckets.remote(bucket_mb) for a in self.policy]
         ray.get(refs[1:])
         return refs[0]
+
+    def shutdown(self) -> None:
+        for actor in self.policy + self.value:
+            ray.kill(actor)
 
 
 def _padded(t: dict[str, torch.Tensor], ranks: int) -> dict[str, torch.Tensor]:

@@ -75,7 +75,8 @@ class DeepSpeedWorker:
         raise NotImplementedError
 
     def enable_gradient_checkpointing(self, module: torch.nn.Module) -> None:
-        module.gradient_checkpointing_enable()
+        # Non-reentrant checkpointing works with ZeRO-3's parameter hooks.
+        module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
     # -- set-up ---------------------------------------------------------------------
 
@@ -100,7 +101,11 @@ class DeepSpeedWorker:
     # -- training -------------------------------------------------------------------
 
     def _run_training(
-        self, batch: TensorBatch, loss_fn: LossFn, num_mini_batches: int, micro_batch_size: int | None
+        self,
+        batch: TensorBatch,
+        loss_fn: LossFn,
+        num_mini_batches: int,
+        micro_batch_size: int | None,
     ) -> dict[str, float]:
         """``ppo_epochs`` × mini-batches (one optimizer step each) of this rank's shard."""
         shard = batch.shard(self.rank, self.world_size).to(self.engine.device)
@@ -147,7 +152,9 @@ class DeepSpeedWorker:
     # -- inference ------------------------------------------------------------------
 
     @torch.no_grad()
-    def _map_shard(self, batch: TensorBatch, fn: Callable[[TensorBatch], torch.Tensor]) -> torch.Tensor:
+    def _map_shard(
+        self, batch: TensorBatch, fn: Callable[[TensorBatch], torch.Tensor]
+    ) -> torch.Tensor:
         """``fn`` over this rank's shard in micro-batches; rows in shard order, on CPU."""
         shard = batch.shard(self.rank, self.world_size).to(self.engine.device)
         outs = [fn(micro).float().cpu() for micro in shard.chunks(self.cfg.micro_batch_size)]
@@ -182,6 +189,11 @@ class DeepSpeedWorker:
 
     def num_params(self) -> int:
         return sum(getattr(p, "ds_numel", p.numel()) for _, p in self._named_parameters())
+
+    def local_param_numel(self) -> int:
+        """Elements of the module's parameters materialised on this rank (under ZeRO-3,
+        far below :meth:`num_params` when partitioned)."""
+        return sum(p.numel() for _, p in self._named_parameters())
 
     # -- checkpoints ----------------------------------------------------------------
 

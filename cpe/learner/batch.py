@@ -36,7 +36,9 @@ class TensorBatch:
 
     def __post_init__(self) -> None:
         if self.input_ids.dim() != 2:
-            raise ValueError(f"input_ids must be [batch, length], got {tuple(self.input_ids.shape)}")
+            raise ValueError(
+                f"input_ids must be [batch, length], got {tuple(self.input_ids.shape)}"
+            )
         shape = tuple(self.input_ids.shape)
         for name in ("attention_mask", "response_mask", *TOKEN_FIELDS):
             value = getattr(self, name)
@@ -52,7 +54,9 @@ class TensorBatch:
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """Every present tensor by field name."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
+        }
 
     def _map(self, fn) -> TensorBatch:
         return replace(self, **{name: fn(t) for name, t in self.tensors().items()})

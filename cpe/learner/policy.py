@@ -15,7 +15,11 @@ def token_weights(batch: TensorBatch) -> dict[str, float]:
     """Valid-token counts of the micro-batch: all, original rows, edited rows."""
     mask = batch.response_mask.bool()
     edit = mask & batch.is_edit.bool().unsqueeze(1)
-    return {"all": float(mask.sum()), "orig": float((mask & ~edit).sum()), "edit": float(edit.sum())}
+    return {
+        "all": float(mask.sum()),
+        "orig": float((mask & ~edit).sum()),
+        "edit": float(edit.sum()),
+    }
 
 
 class PolicyWorker(DeepSpeedWorker):
@@ -24,7 +28,9 @@ class PolicyWorker(DeepSpeedWorker):
     def build_module(self, config, torch_dtype: torch.dtype) -> torch.nn.Module:
         from transformers import AutoModelForCausalLM
 
-        return AutoModelForCausalLM.from_pretrained(self.model_path, config=config, dtype=torch_dtype)
+        return AutoModelForCausalLM.from_pretrained(
+            self.model_path, config=config, dtype=torch_dtype
+        )
 
     def _logits(self, batch: TensorBatch) -> torch.Tensor:
         return self.engine(
@@ -73,7 +79,9 @@ class PolicyWorker(DeepSpeedWorker):
         logits = self._logits(batch)
         logp = token_logprobs(logits, batch.input_ids, temperature)
         mask = batch.response_mask
-        behaviour = batch.behaviour_logp if batch.behaviour_logp is not None else torch.zeros_like(logp)
+        behaviour = (
+            batch.behaviour_logp if batch.behaviour_logp is not None else torch.zeros_like(logp)
+        )
         loss, metrics = hybrid_policy_loss(
             logp,
             batch.old_logp,

@@ -13,7 +13,9 @@ import torch
 import torch.nn.functional as F
 
 
-def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, temperature: float) -> torch.Tensor:
+def token_logprobs(
+    logits: torch.Tensor, input_ids: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """``log_softmax(logits / T)`` of each token, ``[b, L]``, position 0 set to 0.
 
     The one computation behind both recomputed behaviour log-probs and π_θ in the

@@ -44,7 +44,7 @@ class ValueWorker(DeepSpeedWorker):
         return ValueModel(backbone, config.hidden_size)
 
     def enable_gradient_checkpointing(self, module: nn.Module) -> None:
-        module.backbone.gradient_checkpointing_enable()
+        super().enable_gradient_checkpointing(module.backbone)
 
     def _values(self, batch: TensorBatch) -> torch.Tensor:
         raw = self.engine(batch.input_ids, batch.attention_mask)

@@ -77,9 +77,12 @@ class VLLMEngine:
             if not prompt:
                 raise ValueError("token_logprobs needs a non-empty prompt for every response")
         llm = self._ready()
-        joined = [list(p) + list(r) for p, r in zip(prompt_ids, response_ids)]
+        joined = [list(p) + list(r) for p, r in zip(prompt_ids, response_ids, strict=True)]
         outputs = va.run(llm, va.to_prompts(joined), va.prompt_logprob_params())
-        return [va.prompt_token_logprobs(out, len(p)) for out, p in zip(outputs, prompt_ids)]
+        return [
+            va.prompt_token_logprobs(out, len(p))
+            for out, p in zip(outputs, prompt_ids, strict=True)
+        ]
 
     # -- weights ----------------------------------------------------------------
     def update_weights(self, named_tensors: Sequence[tuple[str, torch.Tensor]]) -> int:
@@ -127,7 +130,12 @@ class VLLMEngine:
     def receive_weights(self, metas: list[tuple[str, str, list[int]]], version: int) -> None:
         from cpe.rollout import nccl_sync
 
-        nccl_sync.engine_receive(self._alive(), metas)
+        try:
+            nccl_sync.engine_receive(self._alive(), metas)
+        except BaseException as exc:
+            self._broken = f"NCCL weight update failed: {exc}"
+            raise
+        self._broken = None
         va.reset_prefix_cache(self._llm)
         self.weight_version = version
 

@@ -61,14 +61,12 @@ def engine_init(
 
 def engine_receive(llm: Any, metas: list[WeightMeta]) -> None:
     """Blocks until the learner's broadcast of ``metas`` has arrived and is loaded."""
-    names, dtypes, shapes = (list(x) for x in zip(*metas)) if metas else ([], [], [])
+    names, dtypes, shapes = (list(x) for x in zip(*metas, strict=True)) if metas else ([], [], [])
     llm.start_weight_update()
-    try:
-        llm.update_weights(
-            {"update_info": {"names": names, "dtype_names": dtypes, "shapes": shapes}}
-        )
-    finally:
-        llm.finish_weight_update()
+    # On failure vLLM's worker has already closed the session; a finish would only
+    # mask the error, and the caller must treat the model as unusable.
+    llm.update_weights({"update_info": {"names": names, "dtype_names": dtypes, "shapes": shapes}})
+    llm.finish_weight_update()
 
 
 # -- learner side (rank 0 of the learner group) ----------------------------------

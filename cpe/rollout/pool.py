@@ -3,7 +3,7 @@ one per engine, and the results are concatenated back in prompt order."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cpe.types import Generation, SamplingSpec
@@ -23,10 +23,14 @@ def split_contiguous(n_items: int, n_parts: int) -> list[tuple[int, int]]:
 
 
 class EnginePool:
-    def __init__(self, actors: Sequence[Any]) -> None:
+    """``actors``: Ray actor handles of ``VLLMEngine``. ``get`` resolves a list of
+    object refs (``ray.get`` unless a test passes a stand-in)."""
+
+    def __init__(self, actors: Sequence[Any], get: Callable[[list[Any]], list[Any]] | None = None):
         if not actors:
             raise ValueError("EnginePool needs at least one engine actor")
         self.actors = list(actors)
+        self._get = get or _ray_get
 
     def __len__(self) -> int:
         return len(self.actors)
@@ -41,13 +45,11 @@ class EnginePool:
     ) -> list[list[float]]:
         if len(prompt_ids) != len(response_ids):
             raise ValueError(f"{len(prompt_ids)} prompts but {len(response_ids)} responses")
-        import ray
-
         refs = [
             actor.token_logprobs.remote(list(prompt_ids[a:b]), list(response_ids[a:b]))
             for actor, (a, b) in self._chunks(len(prompt_ids))
         ]
-        return _concat(ray.get(refs))
+        return _concat(self._get(refs))
 
     def update_weights(self, bucket_refs: Sequence[Any], version: int | None = None) -> list[dict]:
         """Push every bucket (ObjectRefs or lists of (name, tensor)) to every engine.
@@ -57,36 +59,34 @@ class EnginePool:
         Calls to one actor run in submission order, so all buckets are submitted
         before waiting; a failed bucket surfaces from the first ``ray.get``.
         """
-        import ray
-
         loads = [a.update_weights.remote(ref) for ref in bucket_refs for a in self.actors]
         finishes = [a.finish_weight_update.remote(version) for a in self.actors]
-        ray.get(loads)
-        return ray.get(finishes)
+        self._get(loads)
+        return self._get(finishes)
 
     def health(self) -> list[dict]:
-        import ray
-
-        return ray.get([a.health.remote() for a in self.actors])
+        return self._get([a.health.remote() for a in self.actors])
 
     def shutdown(self) -> None:
-        import ray
-
-        ray.get([a.shutdown.remote() for a in self.actors])
+        self._get([a.shutdown.remote() for a in self.actors])
 
     def _scatter(self, method: str, items: Sequence[Any], *args: Any) -> list[Any]:
-        import ray
-
         refs = [
             getattr(actor, method).remote(list(items[a:b]), *args)
             for actor, (a, b) in self._chunks(len(items))
         ]
-        return _concat(ray.get(refs))
+        return _concat(self._get(refs))
 
     def _chunks(self, n_items: int) -> list[tuple[Any, tuple[int, int]]]:
         # Engines with nothing to do are skipped, not called with an empty list.
         bounds = split_contiguous(n_items, len(self.actors))
-        return [(actor, ab) for actor, ab in zip(self.actors, bounds) if ab[1] > ab[0]]
+        return [(actor, ab) for actor, ab in zip(self.actors, bounds, strict=True) if ab[1] > ab[0]]
+
+
+def _ray_get(refs: list[Any]) -> list[Any]:
+    import ray
+
+    return ray.get(refs)
 
 
 def _concat(parts: list[list[Any]]) -> list[Any]:

@@ -62,6 +62,11 @@ def make_llm(
     if device == "cpu":
         _set_cpu_env(kv_cache_gib)
         kwargs["distributed_executor_backend"] = "uni"
+        # vLLM 0.32 CPU: a seeded request whose prefill is split into chunks crashes
+        # ("CPU Generator does not use offset"). Whole-prompt prefill keeps per-request
+        # seeds usable, which resumable runs rely on.
+        kwargs["enable_chunked_prefill"] = False
+        kwargs["max_num_batched_tokens"] = max_model_len
     else:
         kwargs["gpu_memory_utilization"] = gpu_memory_utilization
         kwargs["tensor_parallel_size"] = tensor_parallel_size

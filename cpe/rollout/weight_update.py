@@ -66,13 +66,10 @@ class CpuWeightUpdateExtension:
         if strict and missing:
             # Layers that got nothing kept their old tensors: a partial sync would
             # silently mix policies, so refuse it loudly.
-            raise RuntimeError(f"weight update left {len(missing)} parameters unchanged: {missing[:8]}")
+            raise RuntimeError(
+                f"weight update left {len(missing)} parameters unchanged: {missing[:8]}"
+            )
         return {"loaded": len(loaded), "missing": missing, "repacked": repacked}
-
-    def cpe_weight_checksum(self) -> float:
-        """Sum of all (non-empty) parameters: a cheap fingerprint for debugging."""
-        model = self.model_runner.get_model()
-        return float(sum(p.double().sum() for p in model.parameters() if p.numel()))
 
 
 def repack_embedding_heads(model: torch.nn.Module) -> list[str]:

@@ -16,7 +16,9 @@ def perturb_(model: torch.nn.Module, seed: int, scale: float = 0.05) -> None:
 def split_buckets(named: list[tuple[str, torch.Tensor]]) -> list[list[tuple[str, torch.Tensor]]]:
     """Two buckets whose boundary falls between q_proj and k_proj of one layer, so a
     fused vLLM layer (qkv_proj) receives its parts in different buckets."""
-    cut = next(i for i, (n, _) in enumerate(named) if n.endswith("layers.1.self_attn.k_proj.weight"))
+    cut = next(
+        i for i, (n, _) in enumerate(named) if n.endswith("layers.1.self_attn.k_proj.weight")
+    )
     return [named[:cut], named[cut:]]
 
 

@@ -1,0 +1,38 @@
+"""Fixtures of the learner integration tests: one Ray for the session, the tiny model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+# DeepSpeed JIT-builds a comm op on first init (~30 s); a stable folder builds it once.
+EXTENSIONS = os.environ.setdefault(
+    "TORCH_EXTENSIONS_DIR", str(REPO / ".cache" / "torch_extensions")
+)
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(
+            num_cpus=4,
+            object_store_memory=200 * 1024**2,
+            include_dashboard=False,
+            runtime_env={"env_vars": {"TORCH_EXTENSIONS_DIR": EXTENSIONS}},
+        )
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> str:
+    from cpe.tools.fixtures import resolve_model_path
+
+    return resolve_model_path("fixture:tiny", REPO / ".cache" / "models")

@@ -1,0 +1,69 @@
+"""TensorBatch: shape checks, sharding, splitting, micro-batching, moving."""
+
+import pytest
+import torch
+
+from cpe.learner.batch import TensorBatch
+
+
+def batch(rows=6, length=5, **extra):
+    ids = torch.arange(rows * length).reshape(rows, length)
+    ones = torch.ones(rows, length)
+    return TensorBatch(ids, ones, ones.clone(), torch.arange(rows) % 2 == 1, **extra)
+
+
+def test_len_and_tensors_skip_absent_fields():
+    b = batch(advantages=torch.zeros(6, 5))
+    assert len(b) == 6
+    assert set(b.tensors()) == {
+        "input_ids",
+        "attention_mask",
+        "response_mask",
+        "is_edit",
+        "advantages",
+    }
+
+
+@pytest.mark.parametrize(
+    "field,shape", [("advantages", (6, 4)), ("rewards", (5,)), ("old_logp", (6,))]
+)
+def test_shape_mismatch_is_rejected(field, shape):
+    with pytest.raises(ValueError, match=field):
+        batch(**{field: torch.zeros(shape)})
+
+
+def test_shards_are_contiguous_and_concatenate_back():
+    b = batch(rewards=torch.arange(6.0))
+    shards = [b.shard(r, 3) for r in range(3)]
+    assert [s.rewards.tolist() for s in shards] == [[0, 1], [2, 3], [4, 5]]
+    assert torch.equal(TensorBatch.concat(shards).input_ids, b.input_ids)
+
+
+def test_uneven_shards_are_refused():
+    with pytest.raises(ValueError, match="evenly"):
+        batch(rows=5).shard(0, 2)
+    with pytest.raises(ValueError):
+        batch().shard(2, 2)
+
+
+def test_split_sizes_differ_by_at_most_one():
+    sizes = [len(c) for c in batch(rows=10).split(3)]
+    assert sizes == [3, 3, 4] and sum(sizes) == 10
+    with pytest.raises(ValueError):
+        batch(rows=2).split(3)
+
+
+def test_chunks_are_micro_batches_in_order():
+    chunks = batch(rows=5).chunks(2)
+    assert [len(c) for c in chunks] == [2, 2, 1]
+    assert chunks[2].is_edit.tolist() == [False]
+
+
+def test_to_moves_every_tensor_and_keeps_none():
+    b = batch().to("cpu")
+    assert b.old_logp is None and b.input_ids.device.type == "cpu"
+
+
+def test_require_names_missing_fields():
+    with pytest.raises(ValueError, match="old_logp, returns"):
+        batch().require("input_ids", "old_logp", "returns")
