@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from cpe.advantage import compute_advantages
+from cpe.algo import kl_penalty
 from cpe.checkpoint import CheckpointManager
 from cpe.config import CPEConfig
 from cpe.data.cursor import PromptCursor
@@ -74,6 +75,9 @@ class Driver:
         with self.timer("logprob"):
             t["old_logp"] = self.learners.logprobs(t, temperature)
             t["old_values"] = self.learners.values(t)
+            if self.learners.reference:
+                t["ref_logp"] = self.learners.ref_logprobs(t, temperature)
+                t["kl"] = kl_penalty(t["old_logp"], t["ref_logp"], self.cfg.algorithm.kl.kind) * t["response_mask"]
             edit_rows = [i for i, s in enumerate(samples) if s.is_edit]
             t["behaviour_logp"] = t["old_logp"].clone()
             if edit_rows:

@@ -48,6 +48,8 @@ def experience_metrics(exp: Experience, batch: dict[str, torch.Tensor]) -> dict[
         metrics["advantage/abs_mean"] = float(adv.abs().mean())
         metrics["returns/mean"] = float(batch["returns"][mask > 0].mean())
         metrics["values/mean"] = float(batch["old_values"][mask > 0].mean())
+        if "kl" in batch:
+            metrics["kl/mean"] = float(batch["kl"][mask > 0].mean())
     pairs = [(exp.originals[e.pair_id], e) for e in exp.edits if e.valid and exp.originals[e.pair_id].valid]
     if pairs:
         metrics["edit/gain_mean"] = fmean(e.reward - o.reward for o, e in pairs)

@@ -89,6 +89,7 @@ def _engine_pool(placement: Placement, pool: str, cfg: CPEConfig, model_path: st
             max_model_len=max_len, kv_cache_gib=cfg.rollout.kv_cache_gib,
             gpu_memory_utilization=cfg.rollout.gpu_memory_utilization, enforce_eager=cfg.rollout.enforce_eager,
             tensor_parallel_size=getattr(cfg.cluster.pools, pool).devices_per_engine if cfg.cluster.device == "gpu" else 1,
+            weight_transfer_backend="nccl" if (cfg.cluster.device == "gpu" and pool == "rollout") else None,
         )
         for i in range(placement.slots(pool))
     ]
@@ -98,7 +99,6 @@ def _engine_pool(placement: Placement, pool: str, cfg: CPEConfig, model_path: st
 def _learner_group(placement: Placement, cfg: CPEConfig, policy_path: str, value_path: str, steps: int) -> LearnerGroup:
     import ray
 
-    from cpe.learner.dist import free_port
     from cpe.learner.policy import PolicyWorker
     from cpe.learner.value import ValueWorker
 
@@ -107,11 +107,11 @@ def _learner_group(placement: Placement, cfg: CPEConfig, policy_path: str, value
 
     def ranks(pool: str, cls, path: str, dtype: str) -> list:
         world = placement.slots(pool)
-        port = free_port()
+        master = _bundle_address(placement, pool)
         actor = ray.remote(cls)
         return [
             actor.options(**placement.options_for(pool, r)).remote(
-                r, world, "127.0.0.1" if not cfg.cluster.address else _head_ip(), port, path,
+                r, world, master[0], master[1], path,
                 cfg.learner, cfg.algorithm, device=cfg.cluster.device, dtype=dtype,
                 total_optimizer_steps=optimizer_steps,
             )
@@ -120,15 +120,28 @@ def _learner_group(placement: Placement, cfg: CPEConfig, policy_path: str, value
 
     policy = ranks("policy", PolicyWorker, policy_path, cfg.model.policy.dtype)
     value = ranks("value", ValueWorker, value_path, cfg.model.value.dtype)
-    ray.get([a.ping.remote() for a in policy + value])
+    reference = []
+    if cfg.model.reference is not None and placement.slots("reference"):
+        # A PolicyWorker that is never trained: same log-prob computation as the policy.
+        ref_path = resolve_model_path(cfg.model.reference.path, cfg.model.cache_dir)
+        reference = ranks("reference", PolicyWorker, ref_path, cfg.model.reference.dtype)
+    ray.get([a.ping.remote() for a in policy + value + reference])
     return LearnerGroup(policy, value, num_mini_batches=mini, temperature=cfg.rollout.temperature,
-                        seed=cfg.trainer.seed)
+                        seed=cfg.trainer.seed, reference=reference)
 
 
-def _head_ip() -> str:
+def _bundle_address(placement: Placement, pool: str) -> tuple[str, int]:
+    """IP and a free port on the node of the pool's bundle 0 (where rank 0 will live)."""
     import ray
 
-    return ray.util.get_node_ip_address()
+    from cpe.learner.dist import free_port, node_ip
+
+    @ray.remote(num_cpus=0)
+    def probe() -> tuple[str, int]:
+        return node_ip(), free_port("0.0.0.0")
+
+    options = {**placement.options_for(pool, 0), "num_cpus": 0, "num_gpus": 0}
+    return ray.get(probe.options(**options).remote())
 
 
 def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple[Driver, System]:
@@ -162,8 +175,10 @@ def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple
                              a.selection, a.edit_ratio, divisor, cfg.trainer.seed)
     maker = MAKERS[a.mode](rollout, grm, prompter, settings, timer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    sync_kwargs = {"tp_size": cfg.cluster.pools.rollout.devices_per_engine} if cfg.cluster.device == "gpu" else {}
     sync = SYNC_BACKENDS[cfg.cluster.device](
-        learners, rollout, [prompter.policy_ids(rec) for rec in train[:2]], cfg.trainer.sync_check_tokens, pad_id)
+        learners, rollout, [prompter.policy_ids(rec) for rec in train[:2]], cfg.trainer.sync_check_tokens, pad_id,
+        **sync_kwargs)
     checkpoints = CheckpointManager(cfg.logging.run_dir, keep=cfg.trainer.keep_checkpoints)
     resume = resolve_resume(cfg.trainer.resume, checkpoints)
     state = read_driver_state(resume) if resume else {"step": 0}

@@ -7,7 +7,7 @@ collectives need.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import ray
@@ -29,6 +29,7 @@ class LearnerGroup:
     num_mini_batches: int
     temperature: float
     seed: int = 0
+    reference: list = field(default_factory=list)  # frozen reference ranks (KL), may be empty
 
     def _map(self, actors: list, method: str, t: dict[str, torch.Tensor], *args) -> torch.Tensor:
         """Each rank takes its contiguous shard of the (once-stored) batch; rank order
@@ -40,6 +41,10 @@ class LearnerGroup:
     def logprobs(self, t: dict[str, torch.Tensor], temperature: float) -> torch.Tensor:
         """Per-token log softmax(logits / T) of each row's tokens, batch layout."""
         return self._map(self.policy, "logprobs", t, temperature)
+
+    def ref_logprobs(self, t: dict[str, torch.Tensor], temperature: float) -> torch.Tensor:
+        """Log-probs under the frozen reference model (KL term)."""
+        return self._map(self.reference, "logprobs", t, temperature)
 
     def values(self, t: dict[str, torch.Tensor]) -> torch.Tensor:
         return self._map(self.value, "values", t)
@@ -75,7 +80,7 @@ class LearnerGroup:
         return refs[0]
 
     def shutdown(self) -> None:
-        for actor in self.policy + self.value:
+        for actor in self.policy + self.value + self.reference:
             ray.kill(actor)
 
 

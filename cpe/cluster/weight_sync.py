@@ -63,21 +63,23 @@ class ObjectStoreSync(WeightSync):
 
 class NcclBroadcastSync(WeightSync):
     """GPU: learner rank 0 and every engine worker share one NCCL group; rank 0
-    broadcasts bucket by bucket while the engines receive into their model."""
+    broadcasts bucket by bucket while the engines receive through vLLM's
+    weight-transfer API (``cpe.rollout.nccl_sync``). Untested here: no GPU in CI."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, tp_size: int = 1, **kwargs):
         super().__init__(*args, **kwargs)
-        self._group_ready = False
+        self.tp_size = tp_size
+        self._ready = False
 
     def transfer(self, version: int) -> None:
         import ray
 
-        if not self._group_ready:
+        if not self._ready:
             self._init_group()
-        manifest_ref = self.learners.policy[0].weight_manifest.remote(self.bucket_mb)
-        sends = [a.broadcast_weights.remote(self.bucket_mb) for a in self.learners.policy[:1]]
-        self.engines.receive_weights(manifest_ref, version)
-        ray.get(sends)
+        metas = ray.get(self.learners.policy[0].weight_metas.remote())
+        receives = [a.receive_weights.remote(metas, version) for a in self.engines.actors]
+        sends = [a.broadcast_weights.remote(self.bucket_mb) for a in self.learners.policy]
+        ray.get(sends + receives)
 
     def _init_group(self) -> None:
         import ray
@@ -86,11 +88,15 @@ class NcclBroadcastSync(WeightSync):
 
         address = ray.get(self.learners.policy[0].node_ip.remote())
         port = free_port()
-        world = 1 + self.engines.num_workers()
-        refs = [self.learners.policy[0].init_weight_group.remote(address, port, world)]
-        refs += self.engines.init_weight_group(address, port, world, rank_offset=1)
+        world = 1 + len(self.engines.actors) * self.tp_size
+        refs = [a.init_weight_sender.remote(address, port, world) for a in self.learners.policy]
+        refs += [
+            a.init_weight_transfer.remote(master_address=address, master_port=port,
+                                          rank_offset=1 + i * self.tp_size, world_size=world)
+            for i, a in enumerate(self.engines.actors)
+        ]
         ray.get(refs)
-        self._group_ready = True
+        self._ready = True
 
 
 SYNC_BACKENDS = {"cpu": ObjectStoreSync, "gpu": NcclBroadcastSync}

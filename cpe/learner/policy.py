@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from cpe.algo import hybrid_policy_loss, kl_penalty, masked_mean
+from cpe.learner.gpu_sync import NcclSenderMixin
 from cpe.learner.base import DeepSpeedWorker
 from cpe.learner.batch import TensorBatch
 from cpe.learner.hf_io import save_hf_folder
@@ -22,7 +23,7 @@ def token_weights(batch: TensorBatch) -> dict[str, float]:
     }
 
 
-class PolicyWorker(DeepSpeedWorker):
+class PolicyWorker(NcclSenderMixin, DeepSpeedWorker):
     role = "actor"
 
     def build_module(self, config, torch_dtype: torch.dtype) -> torch.nn.Module:

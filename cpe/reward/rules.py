@@ -89,3 +89,18 @@ def length_reward(persona: dict[str, Any], question: str, answer: str) -> str:
     else:
         critique = f"Good: the answer has exactly {target} characters. Keep the length."
     return _same_scores(critique, length_score(chars, target))
+
+
+LETTER_ENV, LETTER_DEFAULT = "CPE_RULE_LETTER", "e"
+
+
+def letter_reward(persona: dict[str, Any], question: str, answer: str) -> str:
+    """Dense and checkable: one point per use of a letter (``CPE_RULE_LETTER``, default
+    "e"), centred so that 3 uses score 0; clamped to [-5, 5]. Used by the learning test,
+    where a random tiny model gets a reward that varies from its first step."""
+    letter = os.environ.get(LETTER_ENV, LETTER_DEFAULT)
+    if len(letter) != 1:
+        raise ValueError(f"{LETTER_ENV}={letter!r} must be a single character")
+    count = answer.lower().count(letter.lower())
+    critique = f'Use the letter "{letter}" more: it appears {count} time(s).'
+    return _same_scores(critique, _clamp(count - 3))

@@ -1,0 +1,41 @@
+"""Learner side of the GPU weight sync (NCCL broadcast into vLLM engines).
+
+UNTESTED here (no GPU in CI); pairs with ``cpe.rollout.nccl_sync``. Every policy rank
+calls :meth:`broadcast_weights` (under ZeRO-3 the gather is collective); only rank 0
+joins the learner<->engines NCCL group and sends.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class NcclSenderMixin:
+    _sender = None
+
+    def weight_metas(self) -> list[tuple[str, str, list[int]]]:
+        """HF name, dtype and FULL shape of every exported parameter, in send order."""
+        metas = []
+        for name, p in self._named_parameters():
+            shape = list(getattr(p, "ds_shape", p.shape))
+            metas.append((name, str(p.dtype).removeprefix("torch."), shape))
+        return metas
+
+    def node_ip(self) -> str:
+        from cpe.learner.dist import node_ip
+
+        return node_ip()
+
+    def init_weight_sender(self, master_address: str, master_port: int, world_size: int) -> None:
+        if self.rank != 0:
+            return
+        from cpe.rollout.nccl_sync import NcclWeightSender
+
+        self._sender = NcclWeightSender(master_address, master_port, world_size)
+
+    def broadcast_weights(self, bucket_mb: int = 64) -> None:
+        for bucket in self.export_buckets(bucket_mb):
+            if self._sender is not None:
+                self._sender.broadcast(bucket)
+        if self.rank == 0:
+            torch.cuda.synchronize()
