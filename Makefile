@@ -21,6 +21,8 @@ install: $(STAMP)
 
 # Re-runs only when the lock or the project metadata changes.
 $(STAMP): pyproject.toml uv.lock
+	@if [ "$(EXTRA)" = cpu ] && ! ls /opt/wheels/torch-2.13.0+cpu-*.whl >/dev/null 2>&1; then \
+	  echo "the CPU torch wheel is missing from /opt/wheels: see README, 'The CPU torch wheel'"; exit 1; fi
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	$(UV) sync --frozen --extra $(EXTRA) --extra dev
 	@rm -f .venv/.cpe-installed-*

@@ -1,2 +1,3 @@
 """cpe: Critique-Post-Edit RL."""
+
 __version__ = "0.1.0"

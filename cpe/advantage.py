@@ -8,7 +8,9 @@ from cpe.algo import gae, grpo_advantages, masked_whiten, token_level_rewards
 from cpe.config import AlgorithmConfig
 
 
-def gae_advantages(t: dict[str, torch.Tensor], cfg: AlgorithmConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def gae_advantages(
+    t: dict[str, torch.Tensor], cfg: AlgorithmConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Reward on the last response token, learned values, GAE(gamma, lambda)."""
     mask = t["response_mask"]
     rows = mask.sum(dim=1) > 0  # rows with an invalid GRM result carry no tokens
@@ -16,13 +18,19 @@ def gae_advantages(t: dict[str, torch.Tensor], cfg: AlgorithmConfig) -> tuple[to
     ret = torch.zeros_like(mask)
     if rows.any():
         kl = t.get("kl") if cfg.kl.in_reward else None
-        rewards = token_level_rewards(t["rewards"][rows], mask[rows], kl=None if kl is None else kl[rows],
-                                      kl_coef=cfg.kl.coef if kl is not None else 0.0)
+        rewards = token_level_rewards(
+            t["rewards"][rows],
+            mask[rows],
+            kl=None if kl is None else kl[rows],
+            kl_coef=cfg.kl.coef if kl is not None else 0.0,
+        )
         adv[rows], ret[rows] = gae(rewards, t["old_values"][rows], mask[rows], cfg.gamma, cfg.lam)
     return adv, ret
 
 
-def group_advantages(t: dict[str, torch.Tensor], cfg: AlgorithmConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def group_advantages(
+    t: dict[str, torch.Tensor], cfg: AlgorithmConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
     """GRPO-style: each row's reward normalised within its prompt group, on every token."""
     mask = t["response_mask"]
     rows = mask.sum(dim=1) > 0

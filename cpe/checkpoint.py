@@ -76,5 +76,7 @@ def resolve_resume(resume: str, manager: CheckpointManager) -> Path | None:
         return manager.latest()
     path = Path(resume)
     if not (path / MARKER).exists():
-        raise FileNotFoundError(f"trainer.resume={resume!r} is not a complete checkpoint (no {MARKER} file)")
+        raise FileNotFoundError(
+            f"trainer.resume={resume!r} is not a complete checkpoint (no {MARKER} file)"
+        )
     return path

@@ -6,7 +6,7 @@ a user has to change. Nothing here rewrites a user's setting.
 """
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -27,7 +27,7 @@ class ModelConfig:
     grm: ModelSpec = field(default_factory=ModelSpec)
     # The value model is initialised from the policy's checkpoint (spec step 7).
     value: ModelSpec = field(default_factory=ModelSpec)
-    reference: Optional[ModelSpec] = None
+    reference: ModelSpec | None = None
     cache_dir: str = ".cache/models"
 
 
@@ -36,10 +36,10 @@ class DataConfig:
     # A JSONL / Parquet file, a saved HF datasets folder, or "bundled:train" / "bundled:eval".
     train_path: str = "bundled:train"
     eval_path: str = "bundled:eval"
-    personas_path: Optional[str] = None
-    format: Optional[str] = None  # jsonl | parquet | hf; None = by suffix
-    max_train_records: Optional[int] = None
-    max_eval_records: Optional[int] = None
+    personas_path: str | None = None
+    format: str | None = None  # jsonl | parquet | hf; None = by suffix
+    max_train_records: int | None = None
+    max_eval_records: int | None = None
     seed: int = 0
 
 
@@ -76,7 +76,7 @@ class GRMConfig:
     # two_call: critique at critique_temperature, then a separate score call at
     # score_temperature (the spec); single_call: one output gives both.
     mode: str = "two_call"
-    weights: List[float] = field(default_factory=lambda: [0.35, 0.40, 0.25])
+    weights: list[float] = field(default_factory=lambda: [0.35, 0.40, 0.25])
     critique_temperature: float = 0.9
     score_temperature: float = 0.0
     max_new_tokens: int = 1024
@@ -85,7 +85,7 @@ class GRMConfig:
     backoff_s: float = 0.5
     guided_decoding: bool = True
     openai: OpenAIBackendConfig = field(default_factory=OpenAIBackendConfig)
-    python_function: Optional[str] = None  # "package.module:function"
+    python_function: str | None = None  # "package.module:function"
 
 
 @dataclass
@@ -106,7 +106,7 @@ class AlgorithmConfig:
     edit_ratio: float = 0.5
     clip_low: float = 0.2
     clip_high: float = 0.2
-    edit_ratio_cap: Optional[float] = None
+    edit_ratio_cap: float | None = None
     value_clip: float = 0.5
     entropy_coef: float = 0.0
     kl: KLConfig = field(default_factory=KLConfig)
@@ -131,7 +131,7 @@ class LearnerConfig:
 @dataclass
 class TrainerConfig:
     rollout_batch_prompts: int = 128
-    total_steps: Optional[int] = None  # None = run `epochs` over the training set
+    total_steps: int | None = None  # None = run `epochs` over the training set
     epochs: int = 2
     save_every: int = 10
     keep_checkpoints: int = 2
@@ -162,10 +162,10 @@ class PoolsConfig:
 @dataclass
 class ClusterConfig:
     device: str = "cpu"  # cpu | gpu
-    address: Optional[str] = None  # None = start a local Ray; "auto" = join a running one
+    address: str | None = None  # None = start a local Ray; "auto" = join a running one
     num_nodes: int = 1
     devices_per_node: int = 8  # GPUs per node (gpu) or CPU bundles per node (cpu)
-    object_store_mb: Optional[int] = None
+    object_store_mb: int | None = None
     pools: PoolsConfig = field(default_factory=PoolsConfig)
 
 
@@ -174,7 +174,7 @@ class LoggingConfig:
     run_dir: str = "runs/${now:%Y%m%d-%H%M%S}"
     wandb_mode: str = "offline"  # offline | online | disabled
     wandb_project: str = "cpe"
-    wandb_entity: Optional[str] = None
+    wandb_entity: str | None = None
     sample_rows: int = 8
     progress: bool = True
 

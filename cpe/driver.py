@@ -1,13 +1,13 @@
 """The step loop. One step, as in the algorithm box:
 
-    records   <- next B prompts from the data cursor
-    exp       <- maker.make(records)           rollout -> [critique -> edit] -> score -> [select]
-    batch     <- all originals + selected edits, each under its ORIGINAL prompt
-    old_logp, mu, V <- learners                (mu recomputed on the edit prompt: see docs)
-    A, G      <- GAE, whitened over valid tokens
-    learners.train(batch)                      hybrid PPO + value update
-    sync weights to every rollout engine, check engine vs learner log-probs
-    log metrics + sample table; checkpoint every k steps
+records   <- next B prompts from the data cursor
+exp       <- maker.make(records)           rollout -> [critique -> edit] -> score -> [select]
+batch     <- all originals + selected edits, each under its ORIGINAL prompt
+old_logp, mu, V <- learners                (mu recomputed on the edit prompt: see docs)
+A, G      <- GAE, whitened over valid tokens
+learners.train(batch)                      hybrid PPO + value update
+sync weights to every rollout engine, check engine vs learner log-probs
+log metrics + sample table; checkpoint every k steps
 """
 
 from __future__ import annotations
@@ -43,8 +43,13 @@ class Driver:
     step: int = 0
 
     def fit(self) -> None:
-        bar = tqdm(total=self.total_steps, initial=self.step, desc="cpe", unit="step",
-                   disable=not self.cfg.logging.progress)
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            desc="cpe",
+            unit="step",
+            disable=not self.cfg.logging.progress,
+        )
         while self.step < self.total_steps:
             metrics = self.run_step()[2]
             bar.update(1)
@@ -77,16 +82,25 @@ class Driver:
             t["old_values"] = self.learners.values(t)
             if self.learners.reference:
                 t["ref_logp"] = self.learners.ref_logprobs(t, temperature)
-                t["kl"] = kl_penalty(t["old_logp"], t["ref_logp"], self.cfg.algorithm.kl.kind) * t["response_mask"]
+                t["kl"] = (
+                    kl_penalty(t["old_logp"], t["ref_logp"], self.cfg.algorithm.kl.kind)
+                    * t["response_mask"]
+                )
             edit_rows = [i for i, s in enumerate(samples) if s.is_edit]
             t["behaviour_logp"] = t["old_logp"].clone()
             if edit_rows:
-                under_edit_prompt = edit_prompt_tensors([samples[i] for i in edit_rows], self.pad_id)
+                under_edit_prompt = edit_prompt_tensors(
+                    [samples[i] for i in edit_rows], self.pad_id
+                )
                 mu = self.learners.logprobs(under_edit_prompt, temperature)
-                t["behaviour_logp"][edit_rows] = behaviour_logp_for(samples, mu, edit_rows, t["old_logp"].shape)[edit_rows]
+                t["behaviour_logp"][edit_rows] = behaviour_logp_for(
+                    samples, mu, edit_rows, t["old_logp"].shape
+                )[edit_rows]
         return t
 
-    def log(self, exp: Experience, batch: dict[str, torch.Tensor], extra: dict[str, float]) -> dict[str, float]:
+    def log(
+        self, exp: Experience, batch: dict[str, torch.Tensor], extra: dict[str, float]
+    ) -> dict[str, float]:
         metrics = {**experience_metrics(exp, batch), **extra, **self.timer.pop()}
         generated = sum(len(s.response_ids) for s in exp.originals + exp.edits)
         gen_time = metrics.get("time/generate", 0.0) + metrics.get("time/edit", 0.0)
@@ -113,5 +127,7 @@ class Driver:
         self.learners.load(checkpoint)
         self.step = driver_state["step"]
         self.cursor.load_state_dict(driver_state["cursor"])
-        self.maker.generator.set_state(torch.tensor(driver_state["selection_rng"], dtype=torch.uint8))
+        self.maker.generator.set_state(
+            torch.tensor(driver_state["selection_rng"], dtype=torch.uint8)
+        )
         torch.set_rng_state(torch.tensor(driver_state["torch_rng"], dtype=torch.uint8))

@@ -52,12 +52,16 @@ class Experience:
 
     def reward_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         def as_tensor(samples):
-            return torch.tensor([math.nan if s.reward is None else s.reward for s in samples], dtype=torch.float32)
+            return torch.tensor(
+                [math.nan if s.reward is None else s.reward for s in samples], dtype=torch.float32
+            )
 
         return as_tensor(self.originals), as_tensor(self.edits)
 
 
-def pad_sequences(prompts: list[list[int]], responses: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
+def pad_sequences(
+    prompts: list[list[int]], responses: list[list[int]], pad_id: int
+) -> dict[str, torch.Tensor]:
     """Right-padded ``prompt + response`` rows with masks; response_mask marks response tokens."""
     length = max(len(p) + len(r) for p, r in zip(prompts, responses, strict=True))
     rows = len(prompts)
@@ -78,7 +82,9 @@ def training_tensors(samples: list[Sample], pad_id: int) -> dict[str, torch.Tens
     valid = torch.tensor([s.valid for s in samples], dtype=torch.float32)
     out["response_mask"] = out["response_mask"] * valid[:, None]
     out["is_edit"] = torch.tensor([s.is_edit for s in samples], dtype=torch.bool)
-    out["rewards"] = torch.tensor([s.reward if s.valid else 0.0 for s in samples], dtype=torch.float32)
+    out["rewards"] = torch.tensor(
+        [s.reward if s.valid else 0.0 for s in samples], dtype=torch.float32
+    )
     out["pair_ids"] = torch.tensor([s.pair_id for s in samples], dtype=torch.long)
     out["group_ids"] = torch.tensor([s.group_id for s in samples], dtype=torch.long)
     return out
@@ -90,8 +96,13 @@ def edit_prompt_tensors(samples: list[Sample], pad_id: int) -> dict[str, torch.T
     return pad_sequences(prompts, [s.response_ids for s in samples], pad_id)
 
 
-def move_response_values(src: torch.Tensor, src_start: list[int], dst_start: list[int],
-                         lengths: list[int], dst_shape: tuple[int, int]) -> torch.Tensor:
+def move_response_values(
+    src: torch.Tensor,
+    src_start: list[int],
+    dst_start: list[int],
+    lengths: list[int],
+    dst_shape: tuple[int, int],
+) -> torch.Tensor:
     """Copy each row's response-position values from one layout into another."""
     out = torch.zeros(dst_shape, dtype=src.dtype)
     for row, (s, d, n) in enumerate(zip(src_start, dst_start, lengths, strict=True)):
@@ -99,8 +110,9 @@ def move_response_values(src: torch.Tensor, src_start: list[int], dst_start: lis
     return out
 
 
-def behaviour_logp_for(samples: list[Sample], edit_logp: torch.Tensor, rows: list[int],
-                       dst_shape: tuple[int, int]) -> torch.Tensor:
+def behaviour_logp_for(
+    samples: list[Sample], edit_logp: torch.Tensor, rows: list[int], dst_shape: tuple[int, int]
+) -> torch.Tensor:
     """Place mu (computed on the edit-prompt layout for ``rows``) into the batch layout."""
     picked = [samples[r] for r in rows]
     moved = move_response_values(

@@ -22,33 +22,53 @@ from cpe.types import SamplingSpec
 
 
 class Prompter:
-    """Token ids of the policy and post-edit prompts, with a hard length check."""
+    """Token ids of the policy and post-edit prompts, with hard length limits."""
 
-    def __init__(self, tokenizer, prompts: PromptSet, max_prompt_tokens: int):
+    def __init__(
+        self, tokenizer, prompts: PromptSet, max_prompt_tokens: int, max_edit_prompt_tokens: int
+    ):
         self.tokenizer = tokenizer
         self.prompts = prompts
         self.max_prompt_tokens = max_prompt_tokens
+        self.max_edit_prompt_tokens = max_edit_prompt_tokens
 
     def policy_ids(self, record: Record) -> list[int]:
-        return self._checked(record, to_token_ids(self.tokenizer, policy_messages(record, self.prompts)))
-
-    def edit_ids(self, record: Record, answer: str, critique: str) -> list[int]:
-        ids = to_token_ids(self.tokenizer, edit_messages(record, answer, critique, self.prompts))
-        # The edit prompt embeds answer and critique; keep their tail out rather than fail.
-        return ids if len(ids) <= self.max_prompt_tokens else self._truncated_edit(record, answer, critique)
-
-    def _truncated_edit(self, record: Record, answer: str, critique: str) -> list[int]:
-        budget = max(16, self.max_prompt_tokens // 4)
-        short = [self.tokenizer.decode(self.tokenizer.encode(t, add_special_tokens=False)[:budget]) for t in (answer, critique)]
-        return to_token_ids(self.tokenizer, edit_messages(record, short[0], short[1], self.prompts))[-self.max_prompt_tokens:]
-
-    def _checked(self, record: Record, ids: list[int]) -> list[int]:
+        ids = to_token_ids(self.tokenizer, policy_messages(record, self.prompts))
         if len(ids) > self.max_prompt_tokens:
             raise ValueError(
                 f"record {record.id!r}: policy prompt has {len(ids)} tokens > "
                 f"rollout.max_prompt_tokens={self.max_prompt_tokens}"
             )
         return ids
+
+    def edit_ids(self, record: Record, answer: str, critique: str) -> list[int]:
+        ids = to_token_ids(self.tokenizer, edit_messages(record, answer, critique, self.prompts))
+        over = len(ids) - self.max_edit_prompt_tokens
+        if over <= 0:
+            return ids
+        # Never cut the template or the user turn: shorten the critique, then the answer.
+        slack = 8  # decode/encode round trips can shift a few tokens
+        answer_ids, critique_ids = self._encode(answer), self._encode(critique)
+        cut = min(over + slack, max(0, len(critique_ids) - 32))
+        critique_ids = critique_ids[: len(critique_ids) - cut]
+        answer_ids = answer_ids[: max(0, len(answer_ids) - (over + slack - cut))]
+        ids = to_token_ids(
+            self.tokenizer,
+            edit_messages(
+                record,
+                self.tokenizer.decode(answer_ids),
+                self.tokenizer.decode(critique_ids),
+                self.prompts,
+            ),
+        )
+        if len(ids) > self.max_edit_prompt_tokens:
+            raise ValueError(
+                f"record {record.id!r}: the edit prompt does not fit in {self.max_edit_prompt_tokens} tokens"
+            )
+        return ids
+
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
 
 
 @dataclass
@@ -67,11 +87,20 @@ class MakerSettings:
 class PPOMaker:
     """Originals only, each scored by the GRM."""
 
-    def __init__(self, rollout, grm, prompter: Prompter, settings: MakerSettings, timer: PhaseTimer):
-        self.rollout, self.grm, self.prompter, self.s, self.timer = rollout, grm, prompter, settings, timer
+    def __init__(
+        self, rollout, grm, prompter: Prompter, settings: MakerSettings, timer: PhaseTimer
+    ):
+        self.rollout, self.grm, self.prompter, self.s, self.timer = (
+            rollout,
+            grm,
+            prompter,
+            settings,
+            timer,
+        )
         self.generator = torch.Generator().manual_seed(settings.seed)
 
     def make(self, records: Sequence[Record], step: int) -> Experience:
+        self.grm.reset_metrics()  # grm/* metrics are per step
         originals = self.generate_originals(records, step)
         with self.timer("score"):
             self.assign_scores(originals, self.grm.score(_items(originals)))
@@ -80,17 +109,35 @@ class PPOMaker:
     def spec(self, n: int, max_tokens: int, step: int, salt: int) -> SamplingSpec:
         # A per-step seed keeps a resumed run's samples identical to an uninterrupted one.
         seed = self.s.seed * 1_000_003 + step * 7919 + salt
-        return SamplingSpec(n=n, temperature=self.s.temperature, top_p=self.s.top_p, max_tokens=max_tokens, seed=seed)
+        return SamplingSpec(
+            n=n,
+            temperature=self.s.temperature,
+            top_p=self.s.top_p,
+            max_tokens=max_tokens,
+            seed=seed,
+        )
 
     def generate_originals(self, records: Sequence[Record], step: int) -> list[Sample]:
         prompts = [self.prompter.policy_ids(r) for r in records]
         with self.timer("generate"):
-            outs = self.rollout.generate(prompts, self.spec(self.s.n, self.s.max_new_tokens, step, 0))
+            outs = self.rollout.generate(
+                prompts, self.spec(self.s.n, self.s.max_new_tokens, step, 0)
+            )
         samples = []
         for group, (record, gens) in enumerate(zip(records, outs, strict=True)):
             for g in gens:
-                samples.append(Sample(group, record, g.prompt_ids, g.token_ids, g.text, pair_id=len(samples),
-                                      finish_reason=g.finish_reason, engine_logprobs=g.logprobs))
+                samples.append(
+                    Sample(
+                        group,
+                        record,
+                        g.prompt_ids,
+                        g.token_ids,
+                        g.text,
+                        pair_id=len(samples),
+                        finish_reason=g.finish_reason,
+                        engine_logprobs=g.logprobs,
+                    )
+                )
         return samples
 
     @staticmethod
@@ -104,6 +151,7 @@ class CPEMaker(PPOMaker):
     """Originals -> critiques -> edits (re-attached to the original prompt) -> selection."""
 
     def make(self, records: Sequence[Record], step: int) -> Experience:
+        self.grm.reset_metrics()
         originals = self.generate_originals(records, step)
         with self.timer("critique"):
             critiques = self.grm.critique(_items(originals))
@@ -124,14 +172,29 @@ class CPEMaker(PPOMaker):
         todo = [s for s in originals if s.critique]
         prompts = [self.prompter.edit_ids(s.record, s.text, s.critique) for s in todo]
         with self.timer("edit"):
-            outs = self.rollout.generate(prompts, self.spec(1, self.s.edit_max_new_tokens, step, 1)) if todo else []
+            outs = (
+                self.rollout.generate(prompts, self.spec(1, self.s.edit_max_new_tokens, step, 1))
+                if todo
+                else []
+            )
         edits = []
         for original, edit_prompt, gens in zip(todo, prompts, outs, strict=True):
             g = gens[0]
             # Spec step 4: the edit trains under the ORIGINAL prompt x, linked to its y_o.
-            edits.append(Sample(original.group_id, original.record, original.prompt_ids, g.token_ids, g.text,
-                                is_edit=True, pair_id=original.pair_id, edit_prompt_ids=edit_prompt,
-                                finish_reason=g.finish_reason, engine_logprobs=g.logprobs))
+            edits.append(
+                Sample(
+                    original.group_id,
+                    original.record,
+                    original.prompt_ids,
+                    g.token_ids,
+                    g.text,
+                    is_edit=True,
+                    pair_id=original.pair_id,
+                    edit_prompt_ids=edit_prompt,
+                    finish_reason=g.finish_reason,
+                    engine_logprobs=g.logprobs,
+                )
+            )
         return edits
 
     def select(self, exp: Experience, num_prompts: int) -> list[int]:
@@ -139,14 +202,34 @@ class CPEMaker(PPOMaker):
             return []
         reward_orig, reward_edit = exp.reward_tensors()
         chosen = select_edits(
-            self.s.selection, reward_orig=reward_orig, reward_edit=reward_edit,
+            self.s.selection,
+            reward_orig=reward_orig,
+            reward_edit=reward_edit,
             pair_ids=torch.tensor([e.pair_id for e in exp.edits]),
             group_ids=torch.tensor([e.group_id for e in exp.edits]),
-            ratio=self.s.edit_ratio, n=self.s.n, divisor=self.s.divisor, generator=self.generator,
+            ratio=self.s.edit_ratio,
+            n=self.s.n,
+            divisor=self.s.divisor,
+            generator=self.generator,
         ).tolist()
         # Fewer valid edits than K (or a strict filter) can leave a count that does not
-        # divide over the learner ranks; drop the last few so shards stay equal.
-        return chosen[: len(chosen) - len(chosen) % self.s.divisor]
+        # divide over the learner ranks: drop the lowest-priority few so shards stay equal.
+        excess = len(chosen) % self.s.divisor
+        if not excess:
+            return chosen
+        priority = self._priority(reward_orig, reward_edit, exp)
+        dropped = set(sorted(chosen, key=lambda i: (priority[i], -i))[:excess])
+        return [i for i in chosen if i not in dropped]
+
+    def _priority(
+        self, reward_orig: torch.Tensor, reward_edit: torch.Tensor, exp: Experience
+    ) -> list[float]:
+        """What the strategy ranks by: R_e (reward_rank), R_e - R_o (conditional*), random."""
+        if self.s.selection == "reward_rank":
+            return reward_edit.tolist()
+        if self.s.selection.startswith("conditional"):
+            return (reward_edit - reward_orig[[e.pair_id for e in exp.edits]]).tolist()
+        return torch.rand(len(exp.edits), generator=self.generator).tolist()
 
 
 def _items(samples: Sequence[Sample]) -> list[tuple[Record, str]]:

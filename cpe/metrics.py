@@ -20,8 +20,15 @@ def _clean(value: Any) -> Any:
 
 
 class MetricsLogger:
-    def __init__(self, run_dir: str | Path, wandb_mode: str = "offline", project: str = "cpe",
-                 entity: str | None = None, config: dict | None = None, resume_step: int = 0):
+    def __init__(
+        self,
+        run_dir: str | Path,
+        wandb_mode: str = "offline",
+        project: str = "cpe",
+        entity: str | None = None,
+        config: dict | None = None,
+        resume_step: int = 0,
+    ):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / "metrics.jsonl"
@@ -46,7 +53,9 @@ class MetricsLogger:
             import wandb
 
             columns = list(rows[0])
-            table = wandb.Table(columns=columns, data=[[str(r.get(c, "")) for c in columns] for r in rows])
+            table = wandb.Table(
+                columns=columns, data=[[str(r.get(c, "")) for c in columns] for r in rows]
+            )
             self._wandb.log({"samples": table}, step=step)
         return path
 
@@ -61,7 +70,9 @@ def truncate_after(path: Path, step: int) -> None:
     must not hold them twice."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+    kept = [
+        line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step
+    ]
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(line + "\n" for line in kept))
     tmp.replace(path)
@@ -78,7 +89,19 @@ def _start_wandb(run_dir: Path, mode: str, project: str, entity: str | None, con
 
     wandb_dir = run_dir / "wandb"
     wandb_dir.mkdir(exist_ok=True)
-    for var, sub in (("WANDB_CACHE_DIR", "cache"), ("WANDB_CONFIG_DIR", "config"), ("WANDB_DATA_DIR", "data")):
+    for var, sub in (
+        ("WANDB_CACHE_DIR", "cache"),
+        ("WANDB_CONFIG_DIR", "config"),
+        ("WANDB_DATA_DIR", "data"),
+    ):
         os.environ.setdefault(var, str(wandb_dir / sub))
-    return wandb.init(project=project, entity=entity, dir=str(run_dir), mode=mode, config=config,
-                      name=run_dir.name, reinit="finish_previous", settings=wandb.Settings(silent=True))
+    return wandb.init(
+        project=project,
+        entity=entity,
+        dir=str(run_dir),
+        mode=mode,
+        config=config,
+        name=run_dir.name,
+        reinit="finish_previous",
+        settings=wandb.Settings(silent=True),
+    )

@@ -50,7 +50,11 @@ def experience_metrics(exp: Experience, batch: dict[str, torch.Tensor]) -> dict[
         metrics["values/mean"] = float(batch["old_values"][mask > 0].mean())
         if "kl" in batch:
             metrics["kl/mean"] = float(batch["kl"][mask > 0].mean())
-    pairs = [(exp.originals[e.pair_id], e) for e in exp.edits if e.valid and exp.originals[e.pair_id].valid]
+    pairs = [
+        (exp.originals[e.pair_id], e)
+        for e in exp.edits
+        if e.valid and exp.originals[e.pair_id].valid
+    ]
     if pairs:
         metrics["edit/gain_mean"] = fmean(e.reward - o.reward for o, e in pairs)
         metrics["edit/improved_share"] = fmean(e.reward > o.reward for o, e in pairs)
@@ -64,17 +68,19 @@ def sample_rows(exp: Experience, limit: int) -> list[dict]:
     rows = []
     for original in exp.originals[:limit]:
         edit = edit_of.get(original.pair_id)
-        rows.append({
-            "id": original.record.id,
-            "persona": json.dumps(original.record.persona, ensure_ascii=False),
-            "question": original.record.question,
-            "original": original.text,
-            "original_scores": original.scores,
-            "original_reward": original.reward,
-            "critique": original.critique,
-            "edit": edit.text if edit else None,
-            "edit_scores": edit.scores if edit else None,
-            "edit_reward": edit.reward if edit else None,
-            "edit_selected": original.pair_id in chosen,
-        })
+        rows.append(
+            {
+                "id": original.record.id,
+                "persona": json.dumps(original.record.persona, ensure_ascii=False),
+                "question": original.record.question,
+                "original": original.text,
+                "original_scores": original.scores,
+                "original_reward": original.reward,
+                "critique": original.critique,
+                "edit": edit.text if edit else None,
+                "edit_scores": edit.scores if edit else None,
+                "edit_reward": edit.reward if edit else None,
+                "edit_selected": original.pair_id in chosen,
+            }
+        )
     return rows

@@ -50,8 +50,14 @@ def init_ray(cfg: CPEConfig) -> bool:
         ray.init(address=cl.address, runtime_env=runtime_env)
         return True
     store = cl.object_store_mb * 1024**2 if cl.object_store_mb else None
-    resources = {"num_gpus": cl.devices_per_node} if cl.device == "gpu" else {"num_cpus": cl.devices_per_node}
-    ray.init(include_dashboard=False, object_store_memory=store, runtime_env=runtime_env, **resources)
+    resources = (
+        {"num_gpus": cl.devices_per_node}
+        if cl.device == "gpu"
+        else {"num_cpus": cl.devices_per_node}
+    )
+    ray.init(
+        include_dashboard=False, object_store_memory=store, runtime_env=runtime_env, **resources
+    )
     return True
 
 
@@ -79,24 +85,37 @@ class System:
             ray.shutdown()
 
 
-def _engine_pool(placement: Placement, pool: str, cfg: CPEConfig, model_path: str, dtype: str, max_len: int):
+def _engine_pool(
+    placement: Placement, pool: str, cfg: CPEConfig, model_path: str, dtype: str, max_len: int
+):
     from cpe.rollout.engine_actor import VLLMEngineActor
     from cpe.rollout.pool import EnginePool
 
     actors = [
         VLLMEngineActor.options(**placement.options_for(pool, i)).remote(
-            model_path, dtype=dtype, seed=cfg.rollout.seed + i, device=cfg.cluster.device,
-            max_model_len=max_len, kv_cache_gib=cfg.rollout.kv_cache_gib,
-            gpu_memory_utilization=cfg.rollout.gpu_memory_utilization, enforce_eager=cfg.rollout.enforce_eager,
-            tensor_parallel_size=getattr(cfg.cluster.pools, pool).devices_per_engine if cfg.cluster.device == "gpu" else 1,
-            weight_transfer_backend="nccl" if (cfg.cluster.device == "gpu" and pool == "rollout") else None,
+            model_path,
+            dtype=dtype,
+            seed=cfg.rollout.seed + i,
+            device=cfg.cluster.device,
+            max_model_len=max_len,
+            kv_cache_gib=cfg.rollout.kv_cache_gib,
+            gpu_memory_utilization=cfg.rollout.gpu_memory_utilization,
+            enforce_eager=cfg.rollout.enforce_eager,
+            tensor_parallel_size=getattr(cfg.cluster.pools, pool).devices_per_engine
+            if cfg.cluster.device == "gpu"
+            else 1,
+            weight_transfer_backend="nccl"
+            if (cfg.cluster.device == "gpu" and pool == "rollout")
+            else None,
         )
         for i in range(placement.slots(pool))
     ]
     return EnginePool(actors)
 
 
-def _learner_group(placement: Placement, cfg: CPEConfig, policy_path: str, value_path: str, steps: int) -> LearnerGroup:
+def _learner_group(
+    placement: Placement, cfg: CPEConfig, policy_path: str, value_path: str, steps: int
+) -> LearnerGroup:
     import ray
 
     from cpe.learner.policy import PolicyWorker
@@ -111,8 +130,15 @@ def _learner_group(placement: Placement, cfg: CPEConfig, policy_path: str, value
         actor = ray.remote(cls)
         return [
             actor.options(**placement.options_for(pool, r)).remote(
-                r, world, master[0], master[1], path,
-                cfg.learner, cfg.algorithm, device=cfg.cluster.device, dtype=dtype,
+                r,
+                world,
+                master[0],
+                master[1],
+                path,
+                cfg.learner,
+                cfg.algorithm,
+                device=cfg.cluster.device,
+                dtype=dtype,
                 total_optimizer_steps=optimizer_steps,
             )
             for r in range(world)
@@ -126,8 +152,14 @@ def _learner_group(placement: Placement, cfg: CPEConfig, policy_path: str, value
         ref_path = resolve_model_path(cfg.model.reference.path, cfg.model.cache_dir)
         reference = ranks("reference", PolicyWorker, ref_path, cfg.model.reference.dtype)
     ray.get([a.ping.remote() for a in policy + value + reference])
-    return LearnerGroup(policy, value, num_mini_batches=mini, temperature=cfg.rollout.temperature,
-                        seed=cfg.trainer.seed, reference=reference)
+    return LearnerGroup(
+        policy,
+        value,
+        num_mini_batches=mini,
+        temperature=cfg.rollout.temperature,
+        seed=cfg.trainer.seed,
+        reference=reference,
+    )
 
 
 def _bundle_address(placement: Placement, pool: str) -> tuple[str, int]:
@@ -150,42 +182,91 @@ def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple
     from cpe.prompts import PromptSet
     from cpe.reward.factory import build_grm
 
-    paths = {role: resolve_model_path(getattr(cfg.model, role).path, cfg.model.cache_dir)
-             for role in ("policy", "grm", "value")}
+    paths = {
+        role: resolve_model_path(getattr(cfg.model, role).path, cfg.model.cache_dir)
+        for role in ("policy", "grm", "value")
+    }
     prompts = PromptSet.load(cfg.prompts.set, **dict(cfg.prompts.overrides or {}))
     tokenizer = AutoTokenizer.from_pretrained(paths["policy"])
     started_ray = init_ray(cfg)
     placement = Placement(cfg.cluster).create()
     r = cfg.rollout
-    rollout = _engine_pool(placement, "rollout", cfg, paths["policy"], cfg.model.policy.dtype,
-                           max(r.max_prompt_tokens + max(r.max_new_tokens, r.edit_max_new_tokens), 256))
+    # The edit prompt holds the user turn, an answer and a critique, plus the template.
+    edit_prompt_budget = r.max_prompt_tokens + r.max_new_tokens + cfg.grm.max_new_tokens + 256
+    rollout = _engine_pool(
+        placement,
+        "rollout",
+        cfg,
+        paths["policy"],
+        cfg.model.policy.dtype,
+        max(r.max_prompt_tokens + r.max_new_tokens, edit_prompt_budget + r.edit_max_new_tokens),
+    )
     critic = None
     if cfg.grm.backend == "vllm":
-        critic = _engine_pool(placement, "critic", cfg, paths["grm"], cfg.model.grm.dtype,
-                              cfg.grm.max_prompt_tokens + cfg.grm.max_new_tokens)
+        critic = _engine_pool(
+            placement,
+            "critic",
+            cfg,
+            paths["grm"],
+            cfg.model.grm.dtype,
+            cfg.grm.max_prompt_tokens + cfg.grm.max_new_tokens,
+        )
     learners = _learner_group(placement, cfg, paths["policy"], paths["value"], total_steps)
     system = System(placement, rollout, critic, learners, started_ray)
-    grm = build_grm(cfg.grm, engine_pool=critic, tokenizer=AutoTokenizer.from_pretrained(paths["grm"]),
-                    prompts=prompts, max_prompt_tokens=cfg.grm.max_prompt_tokens)
+    grm = build_grm(
+        cfg.grm,
+        engine_pool=critic,
+        tokenizer=AutoTokenizer.from_pretrained(paths["grm"]),
+        prompts=prompts,
+        max_prompt_tokens=cfg.grm.max_prompt_tokens,
+    )
     timer = PhaseTimer()
-    prompter = Prompter(tokenizer, prompts, r.max_prompt_tokens)
+    prompter = Prompter(tokenizer, prompts, r.max_prompt_tokens, edit_prompt_budget)
     divisor = math.lcm(placement.slots("policy"), placement.slots("value"))
     a = cfg.algorithm
-    settings = MakerSettings(r.n, r.temperature, r.top_p, r.max_new_tokens, r.edit_max_new_tokens,
-                             a.selection, a.edit_ratio, divisor, cfg.trainer.seed)
+    settings = MakerSettings(
+        r.n,
+        r.temperature,
+        r.top_p,
+        r.max_new_tokens,
+        r.edit_max_new_tokens,
+        a.selection,
+        a.edit_ratio,
+        divisor,
+        cfg.trainer.seed,
+    )
     maker = MAKERS[a.mode](rollout, grm, prompter, settings, timer)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    sync_kwargs = {"tp_size": cfg.cluster.pools.rollout.devices_per_engine} if cfg.cluster.device == "gpu" else {}
+    pad_id = (
+        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    )
+    sync_kwargs = (
+        {"tp_size": cfg.cluster.pools.rollout.devices_per_engine}
+        if cfg.cluster.device == "gpu"
+        else {}
+    )
     sync = SYNC_BACKENDS[cfg.cluster.device](
-        learners, rollout, [prompter.policy_ids(rec) for rec in train[:2]], cfg.trainer.sync_check_tokens, pad_id,
-        **sync_kwargs)
+        learners,
+        rollout,
+        [prompter.policy_ids(rec) for rec in train[:2]],
+        cfg.trainer.sync_check_tokens,
+        pad_id,
+        **sync_kwargs,
+    )
     checkpoints = CheckpointManager(cfg.logging.run_dir, keep=cfg.trainer.keep_checkpoints)
     resume = resolve_resume(cfg.trainer.resume, checkpoints)
     state = read_driver_state(resume) if resume else {"step": 0}
-    logger = MetricsLogger(cfg.logging.run_dir, cfg.logging.wandb_mode, cfg.logging.wandb_project,
-                           cfg.logging.wandb_entity, config=_plain(cfg), resume_step=state["step"])
+    logger = MetricsLogger(
+        cfg.logging.run_dir,
+        cfg.logging.wandb_mode,
+        cfg.logging.wandb_project,
+        cfg.logging.wandb_entity,
+        config=_plain(cfg),
+        resume_step=state["step"],
+    )
     cursor = PromptCursor(train, cfg.trainer.rollout_batch_prompts, seed=cfg.data.seed)
-    driver = Driver(cfg, maker, learners, sync, cursor, checkpoints, logger, timer, pad_id, total_steps)
+    driver = Driver(
+        cfg, maker, learners, sync, cursor, checkpoints, logger, timer, pad_id, total_steps
+    )
     if resume:
         driver.restore(resume, state)
         sync.push(state["step"])  # engines start from the base weights; bring them level

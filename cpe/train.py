@@ -21,7 +21,9 @@ from cpe.data.records import Record
 from cpe.validate import validate
 
 
-def load_split(path: str, personas_path: str | None, fmt: str | None, limit: int | None) -> list[Record]:
+def load_split(
+    path: str, personas_path: str | None, fmt: str | None, limit: int | None
+) -> list[Record]:
     if path.startswith("bundled:"):
         records = load_bundled(path.split(":", 1)[1])
     else:
@@ -35,10 +37,8 @@ def total_steps(cfg: CPEConfig, num_records: int) -> int:
     return max(1, cfg.trainer.epochs * (num_records // cfg.trainer.rollout_batch_prompts))
 
 
-def run(cfg: CPEConfig) -> Path:
-    """Train; returns the run folder."""
-    from cpe.system import build_driver
-
+def prepare(cfg: CPEConfig) -> list[Record]:
+    """The cheap checks: data readable and valid, run folder usable. Seconds, no Ray."""
     data = cfg.data
     train = load_split(data.train_path, data.personas_path, data.format, data.max_train_records)
     if len(train) < cfg.trainer.rollout_batch_prompts:
@@ -46,6 +46,24 @@ def run(cfg: CPEConfig) -> Path:
             f"data.train_path has {len(train)} records, fewer than "
             f"trainer.rollout_batch_prompts={cfg.trainer.rollout_batch_prompts}"
         )
+    run_dir = Path(cfg.logging.run_dir)
+    if cfg.trainer.resume == "never" and (run_dir / "metrics.jsonl").exists():
+        raise ValueError(
+            f"logging.run_dir={str(run_dir)!r} already holds a run and trainer.resume=never would "
+            "overwrite its metrics: pick a new logging.run_dir or use trainer.resume=auto"
+        )
+    for role in ("policy", "grm", "value"):
+        path = getattr(cfg.model, role).path
+        if not path.startswith("fixture:") and not Path(path).is_dir():
+            raise FileNotFoundError(f"model.{role}.path={path!r} is not a local model folder")
+    return train
+
+
+def run(cfg: CPEConfig, train: list[Record] | None = None) -> Path:
+    """Train; returns the run folder."""
+    from cpe.system import build_driver
+
+    train = prepare(cfg) if train is None else train
     run_dir = Path(cfg.logging.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
@@ -56,11 +74,12 @@ def run(cfg: CPEConfig) -> Path:
     finally:
         driver.logger.close()
         system.shutdown()
+    latest = driver.checkpoints.latest()
     summary = {
         "run_dir": str(run_dir.resolve()),
         "metrics": str((run_dir / "metrics.jsonl").resolve()),
         "samples": str((run_dir / "samples").resolve()),
-        "checkpoint": str(driver.checkpoints.latest().resolve()) if driver.checkpoints.latest() else None,
+        "checkpoint": str(latest.resolve()) if latest else None,
         "steps": driver.step,
         "wall_s": round(time.time() - started, 1),
     }
@@ -78,10 +97,11 @@ def main(dcfg: DictConfig) -> None:
         print(f"config error: {one_line_error(exc)}", file=sys.stderr)
         sys.exit(2)
     try:
-        run(cfg)
-    except DataError as exc:
-        print(f"data error: {exc}", file=sys.stderr)
+        train = prepare(cfg)
+    except (DataError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    run(cfg, train)
 
 
 if __name__ == "__main__":

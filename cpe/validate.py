@@ -102,7 +102,9 @@ def _grm(cfg: CPEConfig, c: _Checker) -> None:
     g = cfg.grm
     c.choice(g.backend, "grm.backend", GRM_BACKENDS)
     c.choice(g.mode, "grm.mode", GRM_MODES)
-    c.require(len(g.weights) == 3, "grm.weights", f"needs 3 weights (H, P, N), got {len(g.weights)}")
+    c.require(
+        len(g.weights) == 3, "grm.weights", f"needs 3 weights (H, P, N), got {len(g.weights)}"
+    )
     c.require(
         math.isclose(sum(g.weights), 1.0, abs_tol=1e-6) if len(g.weights) == 3 else True,
         "grm.weights",
@@ -114,8 +116,11 @@ def _grm(cfg: CPEConfig, c: _Checker) -> None:
     c.positive(g.max_new_tokens, "grm.max_new_tokens")
     c.positive(g.max_prompt_tokens, "grm.max_prompt_tokens")
     if g.guided_decoding and g.backend == "vllm":
-        c.require(g.max_new_tokens >= 96, "grm.max_new_tokens",
-                  f"{g.max_new_tokens} leaves no room for a critique under guided decoding (need >= 96)")
+        c.require(
+            g.max_new_tokens >= 96,
+            "grm.max_new_tokens",
+            f"{g.max_new_tokens} leaves no room for a critique under guided decoding (need >= 96)",
+        )
     if g.backend == "python":
         fn = g.python_function or ""
         c.require(":" in fn, "grm.python_function", "set it to 'package.module:function'")
@@ -221,5 +226,3 @@ def pool_devices(cfg: CPEConfig) -> int:
 def _logging(cfg: CPEConfig, c: _Checker) -> None:
     c.choice(cfg.logging.wandb_mode, "logging.wandb_mode", WANDB_MODES)
     c.require(cfg.logging.sample_rows >= 0, "logging.sample_rows", "must be >= 0")
-
-

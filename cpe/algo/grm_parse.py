@@ -73,7 +73,7 @@ def extract_critique(text: str) -> str:
     opened = list(_CRITIQUE_OPEN.finditer(text))
     if not opened:
         return text.strip()
-    tail = text[opened[-1].end():]
+    tail = text[opened[-1].end() :]
     scores = _SCORES_OPEN.search(tail)
     return (tail[: scores.start()] if scores else tail).strip()
 
@@ -83,7 +83,7 @@ def extract_scores_block(text: str) -> str | None:
     opened = list(_SCORES_OPEN.finditer(text))
     if not opened:
         return None
-    tail = text[opened[-1].end():]
+    tail = text[opened[-1].end() :]
     closing = _SCORES_CLOSE.search(tail)
     return tail[: closing.start()] if closing else tail
 

@@ -64,7 +64,9 @@ def token_level_rewards(
     valid token. NaN scores (invalid GRM judgements) are rejected, never zero-filled.
     """
     if scores.shape != mask.shape[:1]:
-        raise ValueError(f"scores must be [batch]={tuple(mask.shape[:1])}, got {tuple(scores.shape)}")
+        raise ValueError(
+            f"scores must be [batch]={tuple(mask.shape[:1])}, got {tuple(scores.shape)}"
+        )
     if torch.isnan(scores).any():
         bad = torch.nonzero(torch.isnan(scores)).flatten().tolist()
         raise ValueError(f"NaN scores at rows {bad}; drop invalid samples first")

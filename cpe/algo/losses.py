@@ -94,11 +94,16 @@ def hybrid_policy_loss(
     valid tokens of the batch, originals and edits together.
     """
     check_same_shape(
-        logp=logp, old_logp=old_logp, behaviour_logp=behaviour_logp,
-        advantages=advantages, mask=mask,
+        logp=logp,
+        old_logp=old_logp,
+        behaviour_logp=behaviour_logp,
+        advantages=advantages,
+        mask=mask,
     )
     if is_edit.shape != logp.shape[:1]:
-        raise ValueError(f"is_edit must be [batch]={tuple(logp.shape[:1])}, got {tuple(is_edit.shape)}")
+        raise ValueError(
+            f"is_edit must be [batch]={tuple(logp.shape[:1])}, got {tuple(is_edit.shape)}"
+        )
     valid = mask.bool()
     edit_rows = is_edit.bool().unsqueeze(1).expand_as(valid)
     orig_mask, edit_mask = valid & ~edit_rows, valid & edit_rows

@@ -44,7 +44,9 @@ def _ranked(indices: list[int], keys: list[float]) -> list[int]:
     return sorted(indices, key=lambda i: (-keys[i], i))
 
 
-def _top_per_group(keys: list[float], usable: list[bool], group_ids: list[int], quota: int) -> list[int]:
+def _top_per_group(
+    keys: list[float], usable: list[bool], group_ids: list[int], quota: int
+) -> list[int]:
     members: dict[int, list[int]] = {}
     for i, group in enumerate(group_ids):
         if usable[i]:
@@ -116,13 +118,20 @@ SELECTION_STRATEGIES: dict[str, Callable[[EditPool], list[int]]] = {
 
 
 def _check_pool(
-    reward_orig: torch.Tensor, reward_edit: torch.Tensor, pair_ids: torch.Tensor,
-    group_ids: torch.Tensor, n: int,
+    reward_orig: torch.Tensor,
+    reward_edit: torch.Tensor,
+    pair_ids: torch.Tensor,
+    group_ids: torch.Tensor,
+    n: int,
 ) -> int:
     """Validate shapes and ids; return B, the number of prompts."""
     num_edits = reward_edit.shape[0]
-    for name, t in (("reward_orig", reward_orig), ("reward_edit", reward_edit),
-                    ("pair_ids", pair_ids), ("group_ids", group_ids)):
+    for name, t in (
+        ("reward_orig", reward_orig),
+        ("reward_edit", reward_edit),
+        ("pair_ids", pair_ids),
+        ("group_ids", group_ids),
+    ):
         if t.dim() != 1:
             raise ValueError(f"{name} must be 1-D, got shape {tuple(t.shape)}")
     if pair_ids.shape[0] != num_edits or group_ids.shape[0] != num_edits:
@@ -154,9 +163,12 @@ def select_edits(
     pick = choose(SELECTION_STRATEGIES, strategy, "selection strategy")
     num_prompts = _check_pool(reward_orig, reward_edit, pair_ids, group_ids, n)
     pool = EditPool(
-        reward_orig=reward_orig.double(), reward_edit=reward_edit.double(),
-        pair_ids=pair_ids.long(), group_ids=group_ids,
-        quota=per_group_quota(ratio, n), budget=edit_budget(ratio, num_prompts, n, divisor),
+        reward_orig=reward_orig.double(),
+        reward_edit=reward_edit.double(),
+        pair_ids=pair_ids.long(),
+        group_ids=group_ids,
+        quota=per_group_quota(ratio, n),
+        budget=edit_budget(ratio, num_prompts, n, divisor),
         generator=generator,
     )
     chosen = pick(pool)

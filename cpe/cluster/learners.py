@@ -15,6 +15,7 @@ import torch
 
 from cpe.learner.batch import TensorBatch
 
+
 def _to_batch(t: dict[str, torch.Tensor]) -> TensorBatch:
     names = {f.name for f in fields(TensorBatch)}
     present = {k: v for k, v in t.items() if k in names}
@@ -36,7 +37,9 @@ class LearnerGroup:
         concatenation gives the rows back."""
         rows = t["input_ids"].shape[0]
         ref = ray.put(_to_batch(_padded(t, len(actors))))
-        return torch.cat(ray.get([getattr(a, method).remote(ref, *args) for a in actors]), dim=0)[:rows]
+        return torch.cat(ray.get([getattr(a, method).remote(ref, *args) for a in actors]), dim=0)[
+            :rows
+        ]
 
     def logprobs(self, t: dict[str, torch.Tensor], temperature: float) -> torch.Tensor:
         """Per-token log softmax(logits / T) of each row's tokens, batch layout."""
@@ -53,11 +56,19 @@ class LearnerGroup:
         """One PPO update of policy and value (in parallel). Rows are permuted with a
         per-step seed so mini-batches mix originals and edits; metrics come back
         all-reduced, identical on every rank."""
-        order = torch.randperm(t["input_ids"].shape[0], generator=torch.Generator().manual_seed(self.seed + step))
+        order = torch.randperm(
+            t["input_ids"].shape[0], generator=torch.Generator().manual_seed(self.seed + step)
+        )
         ref = ray.put(_to_batch({k: v[order] for k, v in t.items()}))
-        policy = [a.train_step.remote(ref, temperature=self.temperature, num_mini_batches=self.num_mini_batches)
-                  for a in self.policy]
-        value = [a.train_step.remote(ref, num_mini_batches=self.num_mini_batches) for a in self.value]
+        policy = [
+            a.train_step.remote(
+                ref, temperature=self.temperature, num_mini_batches=self.num_mini_batches
+            )
+            for a in self.policy
+        ]
+        value = [
+            a.train_step.remote(ref, num_mini_batches=self.num_mini_batches) for a in self.value
+        ]
         out = {f"policy/{k}": v for k, v in ray.get(policy)[0].items()}
         out.update({f"value/{k}": v for k, v in ray.get(value)[0].items()})
         return out

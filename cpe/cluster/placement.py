@@ -59,7 +59,9 @@ def missing_resources(plans: list[PoolPlan], device: str, available: dict[str, f
         have = available.get(key, 0.0)
         if have < amount:
             users = ", ".join(f"{p.name}={p.devices}" for p in plans)
-            problems.append(f"{key}: the pools need {amount:g} ({users}) but the cluster has {have:g}")
+            problems.append(
+                f"{key}: the pools need {amount:g} ({users}) but the cluster has {have:g}"
+            )
     return problems
 
 
@@ -76,12 +78,18 @@ class Placement:
         import ray
         from ray.util.placement_group import placement_group
 
-        problems = missing_resources(list(self.plans.values()), self.cluster.device, ray.cluster_resources())
+        problems = missing_resources(
+            list(self.plans.values()), self.cluster.device, ray.cluster_resources()
+        )
         if problems:
             raise ClusterTooSmall("cluster too small for cluster.pools: " + "; ".join(problems))
         for name, plan in self.plans.items():
             bundles = [bundle_for(plan, self.cluster.device)] * plan.slots
-            strategy = "STRICT_PACK" if plan.slots * plan.devices_per_slot <= self.cluster.devices_per_node else "PACK"
+            strategy = (
+                "STRICT_PACK"
+                if plan.slots * plan.devices_per_slot <= self.cluster.devices_per_node
+                else "PACK"
+            )
             self._groups[name] = placement_group(bundles, strategy=strategy, name=f"cpe-{name}")
         for name, group in self._groups.items():
             try:

@@ -19,8 +19,15 @@ from cpe.types import SamplingSpec
 
 
 class WeightSync(ABC):
-    def __init__(self, learners, engines, check_prompts: list[list[int]], check_tokens: int, pad_id: int,
-                 bucket_mb: int = 64):
+    def __init__(
+        self,
+        learners,
+        engines,
+        check_prompts: list[list[int]],
+        check_tokens: int,
+        pad_id: int,
+        bucket_mb: int = 64,
+    ):
         self.learners, self.engines = learners, engines
         self.check_prompts, self.check_tokens, self.pad_id = check_prompts, check_tokens, pad_id
         self.bucket_mb = bucket_mb
@@ -46,9 +53,14 @@ class WeightSync(ABC):
         for row, g in enumerate(gens):
             start = len(g.prompt_ids)
             ours = learner[row, start : start + len(g.token_ids)]
-            gaps.append((ours - torch.tensor(g.logprobs[: len(g.token_ids)], dtype=ours.dtype)).abs())
+            gaps.append(
+                (ours - torch.tensor(g.logprobs[: len(g.token_ids)], dtype=ours.dtype)).abs()
+            )
         gap = torch.cat(gaps)
-        return {"sync/logprob_gap_max": float(gap.max()), "sync/logprob_gap_mean": float(gap.mean())}
+        return {
+            "sync/logprob_gap_max": float(gap.max()),
+            "sync/logprob_gap_mean": float(gap.mean()),
+        }
 
 
 class ObjectStoreSync(WeightSync):
@@ -91,8 +103,12 @@ class NcclBroadcastSync(WeightSync):
         world = 1 + len(self.engines.actors) * self.tp_size
         refs = [a.init_weight_sender.remote(address, port, world) for a in self.learners.policy]
         refs += [
-            a.init_weight_transfer.remote(master_address=address, master_port=port,
-                                          rank_offset=1 + i * self.tp_size, world_size=world)
+            a.init_weight_transfer.remote(
+                master_address=address,
+                master_port=port,
+                rank_offset=1 + i * self.tp_size,
+                world_size=world,
+            )
             for i, a in enumerate(self.engines.actors)
         ]
         ray.get(refs)

@@ -34,8 +34,25 @@ class NcclSenderMixin:
         self._sender = NcclWeightSender(master_address, master_port, world_size)
 
     def broadcast_weights(self, bucket_mb: int = 64) -> None:
-        for bucket in self.export_buckets(bucket_mb):
-            if self._sender is not None:
-                self._sender.broadcast(bucket)
-        if self.rank == 0:
+        """ONE producer pass over every parameter: vLLM's packed NCCL consumer packs the
+        whole manifest into fixed-size chunks, so the sender must do the same."""
+        pairs = self._iter_full_parameters(bucket_mb)
+        if self._sender is not None:
+            self._sender.broadcast(pairs)
             torch.cuda.synchronize()
+        else:
+            for _ in pairs:  # ranks > 0 still take part in the ZeRO-3 gathers
+                pass
+
+    def _iter_full_parameters(self, bucket_mb: int):
+        import deepspeed
+
+        from cpe.learner.base import plan_buckets
+
+        zero3 = self.zero_stage == 3
+        for bucket in plan_buckets(self._named_parameters(), bucket_mb * 1024**2):
+            params = [p for _, p in bucket]
+            with deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=zero3):
+                for name, p in bucket:
+                    # A copy: under ZeRO-3 the gathered storage is released on exit.
+                    yield name, (p.data.detach().clone() if zero3 else p.data.detach())

@@ -66,6 +66,9 @@ class VLLMBackend(GRMBackend):
             max_tokens=self.max_new_tokens,
             regex=self.regex,
             logprobs=False,
+            # Seeded per prompt by the engine: critiques are reproducible, so a resumed
+            # run edits from the same critiques as an uninterrupted one.
+            seed=0,
         )
 
     def render(self, record: Record, answer: str) -> list[int]:

@@ -62,7 +62,10 @@ class VLLMEngine:
         if not prompt_ids:
             return []
         llm = self._ready()
-        outputs = va.run(llm, va.to_prompts(prompt_ids), va.to_sampling_params(spec))
+        params = [
+            va.to_sampling_params(spec, seed=va.prompt_seed(spec.seed, p)) for p in prompt_ids
+        ]
+        outputs = va.run(llm, va.to_prompts(prompt_ids), params)
         return va.to_generations(outputs)
 
     def token_logprobs(

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 import os
+import zlib
+from array import array
 from collections.abc import Sequence
 from typing import Any
 
@@ -90,14 +92,27 @@ def shutdown_llm(llm: Any) -> None:
         core.shutdown()
 
 
-def to_sampling_params(spec: SamplingSpec) -> Any:
+def prompt_seed(seed: int | None, prompt_ids: Sequence[int]) -> int | None:
+    """A per-prompt seed from the request seed and the prompt's tokens.
+
+    One seed for a whole batch would make sample j of every prompt draw the same random
+    numbers; deriving it from the prompt keeps samples independent across prompts and
+    the same whichever engine or batch position a prompt lands in (resumed runs).
+    """
+    if seed is None:
+        return None
+    digest = zlib.crc32(array("q", prompt_ids).tobytes(), zlib.crc32(str(seed).encode()))
+    return digest & 0x7FFFFFFF
+
+
+def to_sampling_params(spec: SamplingSpec, seed: int | None = None) -> Any:
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
     kwargs: dict[str, Any] = dict(
         n=spec.n,
         max_tokens=spec.max_tokens,
-        seed=spec.seed,
+        seed=spec.seed if seed is None else seed,
         logprobs=0 if spec.logprobs else None,  # 0 = only the sampled token's
     )
     if spec.temperature <= 0.0:

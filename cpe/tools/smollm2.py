@@ -11,9 +11,9 @@ never leaves a folder that looks complete. Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
-import importlib.util
 from pathlib import Path
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"

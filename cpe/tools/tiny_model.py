@@ -68,7 +68,13 @@ def build_tiny_model(out: str | Path, seed: int = 0, hidden: int = 128, layers: 
 
     out = Path(out)
     marker = out / "cpe_fixture.json"
-    spec = {"kind": "tiny-qwen2", "seed": seed, "hidden": hidden, "layers": layers, "max_positions": 8192}
+    spec = {
+        "kind": "tiny-qwen2",
+        "seed": seed,
+        "hidden": hidden,
+        "layers": layers,
+        "max_positions": 8192,
+    }
     if marker.exists() and json.loads(marker.read_text()) == spec:
         return out
     tokenizer = train_tokenizer()

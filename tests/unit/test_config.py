@@ -26,7 +26,11 @@ def test_paper_preset_keeps_paper_hyperparameters():
     assert cfg.rollout.max_new_tokens == 2048
     assert cfg.trainer.rollout_batch_prompts == 128
     assert cfg.learner.mini_batch_prompts == 64
-    assert (cfg.learner.actor_lr, cfg.learner.critic_lr, cfg.learner.weight_decay) == (1e-6, 1e-5, 0.01)
+    assert (cfg.learner.actor_lr, cfg.learner.critic_lr, cfg.learner.weight_decay) == (
+        1e-6,
+        1e-5,
+        0.01,
+    )
     assert (cfg.algorithm.selection, cfg.algorithm.edit_ratio) == ("random", 0.5)
     assert list(cfg.grm.weights) == [0.35, 0.40, 0.25]
     assert cfg.cluster.device == "gpu"

@@ -11,20 +11,47 @@ def ray_session():
 
     from cpe.system import worker_env
 
-    ray.init(num_cpus=8, object_store_memory=400 * 1024**2, include_dashboard=False,
-             runtime_env={"env_vars": worker_env()})
+    ray.init(
+        num_cpus=8,
+        object_store_memory=400 * 1024**2,
+        include_dashboard=False,
+        runtime_env={"env_vars": worker_env()},
+    )
     yield
     ray.shutdown()
 
 
 def _tiny_config(run_dir, *overrides):
-    return load_config([
-        "experiment=tiny_cpu", f"logging.run_dir={run_dir}", "logging.wandb_mode=disabled",
-        "logging.progress=false", *overrides,
-    ])
+    return load_config(
+        [
+            "experiment=tiny_cpu",
+            f"logging.run_dir={run_dir}",
+            "logging.wandb_mode=disabled",
+            "logging.progress=false",
+            *overrides,
+        ]
+    )
 
 
 @pytest.fixture
 def tiny_config():
     """Builds the validated tiny_cpu config for a run folder plus overrides."""
     return _tiny_config
+
+
+def _train(cfg, steps: int) -> None:
+    from cpe.system import build_driver
+    from cpe.train import load_split
+
+    driver, system = build_driver(cfg, load_split("bundled:train", None, None, None), steps)
+    try:
+        driver.fit()
+    finally:
+        driver.logger.close()
+        system.shutdown()
+
+
+@pytest.fixture
+def train_in_process():
+    """Runs a whole training (build, fit, shut down) in this process's Ray session."""
+    return _train

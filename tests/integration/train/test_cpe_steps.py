@@ -14,7 +14,9 @@ from cpe.types import SamplingSpec
 
 
 def _weights(driver) -> dict[str, torch.Tensor]:
-    return {name: t.clone() for bucket in ray.get(driver.learners.export_ref()) for name, t in bucket}
+    return {
+        name: t.clone() for bucket in ray.get(driver.learners.export_ref()) for name, t in bucket
+    }
 
 
 def test_two_cpe_steps_keep_the_invariants(ray_session, tiny_config, tmp_path):
@@ -29,27 +31,35 @@ def test_two_cpe_steps_keep_the_invariants(ray_session, tiny_config, tmp_path):
             k = edit_budget(cfg.algorithm.edit_ratio, B, n, divisor=2)
             valid_edits = sum(e.valid for e in exp.edits)
             assert len(exp.originals) == B * n
-            assert len(exp.selected) == min(k, valid_edits - valid_edits % 2)
+            assert k > 0 and valid_edits >= k  # guided decoding: the tiny GRM's scores parse
+            assert len(exp.selected) == k
             assert batch["input_ids"].shape[0] == B * n + len(exp.selected)
             assert batch["is_edit"].sum() == len(exp.selected)
             for row, sample in enumerate(exp.batch_samples):
                 original = exp.originals[sample.pair_id]
                 # edits train under the ORIGINAL prompt, linked to their original
                 assert sample.prompt_ids == original.prompt_ids
-                assert batch["input_ids"][row, : len(sample.prompt_ids)].tolist() == original.prompt_ids
+                assert (
+                    batch["input_ids"][row, : len(sample.prompt_ids)].tolist()
+                    == original.prompt_ids
+                )
                 if sample.is_edit:
                     assert sample.edit_prompt_ids != sample.prompt_ids
             assert metrics["grm/invalid_rate"] < 0.5  # guided decoding keeps the tiny GRM parseable
             assert abs(metrics["sync/logprob_gap_max"]) < 1e-3
         after = _weights(driver)
-        assert any(not torch.equal(before[k], after[k]) for k in before), "policy weights did not change"
+        assert any(not torch.equal(before[k], after[k]) for k in before), (
+            "policy weights did not change"
+        )
 
         # After the sync the engine's greedy answer equals the learner's (saved HF folder).
         prompt = driver.maker.prompter.policy_ids(exp.originals[0].record)
-        engine = driver.maker.rollout.generate([prompt], SamplingSpec(n=1, temperature=0.0, max_tokens=12))[0][0]
+        engine = driver.maker.rollout.generate(
+            [prompt], SamplingSpec(n=1, temperature=0.0, max_tokens=12)
+        )[0][0]
         model = AutoModelForCausalLM.from_pretrained(driver.checkpoints.latest() / "policy_hf")
         out = model.generate(torch.tensor([prompt]), max_new_tokens=12, do_sample=False)
-        assert out[0, len(prompt):].tolist()[: len(engine.token_ids)] == engine.token_ids
+        assert out[0, len(prompt) :].tolist()[: len(engine.token_ids)] == engine.token_ids
     finally:
         driver.logger.close()
         system.shutdown()

@@ -6,25 +6,27 @@ from __future__ import annotations
 from statistics import fmean
 
 from cpe.metrics import read_metrics
-from cpe.system import build_driver
-from cpe.train import load_split
 
 STEPS = 14
 
 
-def test_mean_reward_rises_with_a_rule_critic(ray_session, tiny_config, tmp_path):
+def test_mean_reward_rises_with_a_rule_critic(ray_session, tiny_config, train_in_process, tmp_path):
     cfg = tiny_config(
-        tmp_path, "grm=python", "grm.python_function=cpe.reward.rules:letter_reward",
-        "cluster.pools.critic.engines=0", f"trainer.total_steps={STEPS}", f"trainer.save_every={STEPS}",
-        "rollout.n=4", "learner.actor_lr=2e-3", "learner.critic_lr=2e-3", "trainer.sync_check_tokens=0",
+        tmp_path,
+        "grm=python",
+        "grm.python_function=cpe.reward.rules:letter_reward",
+        "cluster.pools.critic.engines=0",
+        f"trainer.total_steps={STEPS}",
+        f"trainer.save_every={STEPS}",
+        "rollout.n=4",
+        "learner.actor_lr=2e-3",
+        "learner.critic_lr=2e-3",
+        "trainer.sync_check_tokens=0",
     )
-    driver, system = build_driver(cfg, load_split("bundled:train", None, None, None), STEPS)
-    try:
-        driver.fit()
-    finally:
-        driver.logger.close()
-        system.shutdown()
+    train_in_process(cfg, STEPS)
     rewards = [row["original/reward_mean"] for row in read_metrics(tmp_path / "metrics.jsonl")]
     first, last = fmean(rewards[:3]), fmean(rewards[-3:])
     print(f"reward per step: {[round(r, 2) for r in rewards]}")
-    assert last > first + 1.0, f"mean reward did not rise: first steps {first:.2f}, last steps {last:.2f}"
+    assert last > first + 1.0, (
+        f"mean reward did not rise: first steps {first:.2f}, last steps {last:.2f}"
+    )

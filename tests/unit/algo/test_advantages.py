@@ -14,12 +14,19 @@ def t(rows):
 
 def test_gae_bridges_masked_tokens_inside_and_after_a_sequence():
     gamma, lam = 0.9, 0.8  # gamma * lam = 0.72
-    rewards = t([[0.0, 0.0, 5.0, 1.0],   # the 5.0 sits on a masked token: ignored
-                 [0.0, 0.0, 2.0, 0.0]])
-    values = t([[0.5, 0.2, 9.0, 0.4],    # 9.0 is on the masked token: ignored
-                [1.0, 0.5, 0.25, 7.0]])
-    mask = t([[1, 1, 0, 1],
-              [1, 1, 1, 0]])
+    rewards = t(
+        [
+            [0.0, 0.0, 5.0, 1.0],  # the 5.0 sits on a masked token: ignored
+            [0.0, 0.0, 2.0, 0.0],
+        ]
+    )
+    values = t(
+        [
+            [0.5, 0.2, 9.0, 0.4],  # 9.0 is on the masked token: ignored
+            [1.0, 0.5, 0.25, 7.0],
+        ]
+    )
+    mask = t([[1, 1, 0, 1], [1, 1, 1, 0]])
     adv, ret = gae(rewards=rewards, values=values, mask=mask, gamma=gamma, lam=lam)
     # Row 0 (token 2 skipped, so token 1's next value is V3 = 0.4):
     #   t3: delta = 1.0 + 0.9*0 - 0.4 = 0.6                 A3 = 0.6
@@ -29,11 +36,9 @@ def test_gae_bridges_masked_tokens_inside_and_after_a_sequence():
     #   t2: delta = 2.0 - 0.25 = 1.75                       A2 = 1.75
     #   t1: delta = 0.9*0.25 - 0.5 = -0.275                 A1 = -0.275 + 0.72*1.75 = 0.985
     #   t0: delta = 0.9*0.5 - 1.0 = -0.55                   A0 = -0.55 + 0.72*0.985 = 0.1592
-    expected_adv = t([[0.10624, 0.592, 0.0, 0.6],
-                      [0.1592, 0.985, 1.75, 0.0]])
+    expected_adv = t([[0.10624, 0.592, 0.0, 0.6], [0.1592, 0.985, 1.75, 0.0]])
     # returns = A + V on valid tokens, 0 on masked ones
-    expected_ret = t([[0.60624, 0.792, 0.0, 1.0],
-                      [1.1592, 1.485, 2.0, 0.0]])
+    expected_ret = t([[0.60624, 0.792, 0.0, 1.0], [1.1592, 1.485, 2.0, 0.0]])
     torch.testing.assert_close(adv, expected_adv)
     torch.testing.assert_close(ret, expected_ret)
 
@@ -54,15 +59,18 @@ def test_gae_interior_mask_equals_gae_on_the_compacted_sequence():
     mask = torch.tensor([[True, False, True, True, False, True]])
     adv, _ = gae(rewards=rewards, values=values, mask=mask, gamma=0.95, lam=0.9)
     keep = mask[0]
-    compact, _ = gae(rewards=rewards[:, keep], values=values[:, keep],
-                     mask=torch.ones(1, 4), gamma=0.95, lam=0.9)
+    compact, _ = gae(
+        rewards=rewards[:, keep], values=values[:, keep], mask=torch.ones(1, 4), gamma=0.95, lam=0.9
+    )
     torch.testing.assert_close(adv[:, keep], compact)
     assert adv[0, ~keep].eq(0).all()
 
 
 def test_gae_is_detached_from_the_critic_graph():
     values = torch.ones(1, 3, requires_grad=True)
-    adv, ret = gae(rewards=torch.ones(1, 3), values=values, mask=torch.ones(1, 3), gamma=1.0, lam=1.0)
+    adv, ret = gae(
+        rewards=torch.ones(1, 3), values=values, mask=torch.ones(1, 3), gamma=1.0, lam=1.0
+    )
     assert not adv.requires_grad and not ret.requires_grad
 
 
@@ -87,8 +95,9 @@ def test_masked_whiten_without_shift_adds_the_mean_back():
     x = t([[1.0, 2.0, 3.0, 4.0]])
     out = masked_whiten(x, torch.ones(1, 4), shift_mean=False)
     # whitened + 2.5 -> [1.3381050, 2.1127017, 2.8872983, 3.6618950]
-    torch.testing.assert_close(out, t([[1.3381050, 2.1127017, 2.8872983, 3.6618950]]),
-                               atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        out, t([[1.3381050, 2.1127017, 2.8872983, 3.6618950]]), atol=1e-6, rtol=0
+    )
 
 
 def test_masked_whiten_of_a_constant_is_zero():

@@ -59,14 +59,16 @@ def test_unknown_kl_kind_lists_the_valid_ones():
 
 
 def test_token_level_rewards_sit_on_the_last_valid_token():
-    mask = torch.tensor([[1, 1, 1, 0],
-                         [1, 0, 1, 0],   # interior zero: last valid token is 2
-                         [0, 1, 0, 0]])  # left padding: last valid token is 1
+    mask = torch.tensor(
+        [
+            [1, 1, 1, 0],
+            [1, 0, 1, 0],  # interior zero: last valid token is 2
+            [0, 1, 0, 0],
+        ]
+    )  # left padding: last valid token is 1
     scores = t([1.5, -2.0, 0.7])
     rewards = token_level_rewards(scores, mask)
-    expected = t([[0.0, 0.0, 1.5, 0.0],
-                  [0.0, 0.0, -2.0, 0.0],
-                  [0.0, 0.7, 0.0, 0.0]])
+    expected = t([[0.0, 0.0, 1.5, 0.0], [0.0, 0.0, -2.0, 0.0], [0.0, 0.7, 0.0, 0.0]])
     torch.testing.assert_close(rewards, expected)
     torch.testing.assert_close(token_level_rewards(scores, mask.bool()), expected)
     assert last_valid_index(mask).tolist() == [2, 2, 1]

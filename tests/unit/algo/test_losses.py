@@ -17,6 +17,7 @@ def t(rows, grad=False):
 
 # ---------------------------------------------------------------- PPO clip
 
+
 def _ppo_batch():
     # ratios r = exp(logp - old): row0 [1.5, 1.5, pad], row1 [0.5, 0.5, pad]
     old = t([[-1.0, -2.0, 0.0], [-0.5, -3.0, 0.0]])
@@ -68,21 +69,33 @@ def test_ppo_gradient_in_and_out_of_the_clip_region():
     #   row0: r=1.1 A=2 and r=0.9 A=-1 lie inside [0.8, 1.2] -> -A r / N
     #   row1 t0: A=+2, r=0.5 picked the unclipped branch (-1.0 > -1.6) -> -A r / N
     #   row1 t1: A=-2, r=0.5 picked the clipped branch (1.6 > 1.0) -> 0
-    expected = t([[-2.0 * 1.1 / n, 1.0 * 0.9 / n, 0.0],
-                  [-2.0 * 0.5 / n, 0.0, 0.0]])
+    expected = t([[-2.0 * 1.1 / n, 1.0 * 0.9 / n, 0.0], [-2.0 * 0.5 / n, 0.0, 0.0]])
     torch.testing.assert_close(logp.grad, expected)
 
 
 # ---------------------------------------------------------------- hybrid
 
+
 def test_edit_row_is_not_clipped_where_an_original_would_be():
     logp = t([[LN(0.3)]], grad=True)
     behaviour = t([[LN(0.2)]])
     adv, mask = t([[1.0]]), torch.ones(1, 1)
-    as_edit, m = hybrid_policy_loss(logp=logp, old_logp=behaviour, behaviour_logp=behaviour,
-                                    advantages=adv, mask=mask, is_edit=torch.tensor([True]))
-    as_orig, _ = hybrid_policy_loss(logp=logp, old_logp=behaviour, behaviour_logp=behaviour,
-                                    advantages=adv, mask=mask, is_edit=torch.tensor([False]))
+    as_edit, m = hybrid_policy_loss(
+        logp=logp,
+        old_logp=behaviour,
+        behaviour_logp=behaviour,
+        advantages=adv,
+        mask=mask,
+        is_edit=torch.tensor([True]),
+    )
+    as_orig, _ = hybrid_policy_loss(
+        logp=logp,
+        old_logp=behaviour,
+        behaviour_logp=behaviour,
+        advantages=adv,
+        mask=mask,
+        is_edit=torch.tensor([False]),
+    )
     # edit: -A * 0.3 / (0.2 + 1e-6) = -1.4999925 ; original: ratio 1.5 clipped to 1.2 -> -1.2
     assert as_edit.item() == pytest.approx(-0.3 / (0.2 + EPS))
     assert as_orig.item() == pytest.approx(-1.2)
@@ -103,20 +116,26 @@ def _mixed_batch():
 
 def test_hybrid_loss_is_one_token_mean_over_originals_and_edits():
     logp, old, behaviour, adv, mask, is_edit = _mixed_batch()
-    loss, m = hybrid_policy_loss(logp=logp, old_logp=old, behaviour_logp=behaviour,
-                                 advantages=adv, mask=mask, is_edit=is_edit)
+    loss, m = hybrid_policy_loss(
+        logp=logp,
+        old_logp=old,
+        behaviour_logp=behaviour,
+        advantages=adv,
+        mask=mask,
+        is_edit=is_edit,
+    )
     # originals: row0 t0 A=1 r=1.5 -> -1.2 (clipped); t1 A=-1 r=0.9 -> 0.9; row2 A=0.5 r=1 -> -0.5
     # edits: -1*0.3/(0.2+1e-6) = -1.4999925 ; +2*0.5/(0.5+1e-6) = 1.999996 ;
     #        -0.5*0.05/(0.1+1e-6) = -0.2499975
     # N = 2 + 3 + 1 = 6 valid tokens; sum = -0.549994 -> mean = -0.0916657
-    total = (-1.2 + 0.9 - 0.5
-             - 0.3 / (0.2 + EPS) + 2 * 0.5 / (0.5 + EPS) - 0.5 * 0.05 / (0.1 + EPS))
+    total = -1.2 + 0.9 - 0.5 - 0.3 / (0.2 + EPS) + 2 * 0.5 / (0.5 + EPS) - 0.5 * 0.05 / (0.1 + EPS)
     assert loss.item() == pytest.approx(total / 6)
     assert m["orig/ratio_mean"] == pytest.approx((1.5 + 0.9 + 1.0) / 3)
     assert m["orig/clip_frac"] == pytest.approx(1 / 3)
     assert m["orig/adv_abs_mean"] == pytest.approx((1 + 1 + 0.5) / 3)
     assert m["edit/ratio_mean"] == pytest.approx(
-        (0.3 / (0.2 + EPS) + 0.5 / (0.5 + EPS) + 0.05 / (0.1 + EPS)) / 3)
+        (0.3 / (0.2 + EPS) + 0.5 / (0.5 + EPS) + 0.05 / (0.1 + EPS)) / 3
+    )
     assert m["edit/adv_abs_mean"] == pytest.approx((1 + 2 + 0.5) / 3)
     assert m["edit/capped_frac"] == 0.0
     assert (m["orig/num_tokens"], m["edit/num_tokens"]) == (3.0, 3.0)
@@ -125,14 +144,20 @@ def test_hybrid_loss_is_one_token_mean_over_originals_and_edits():
 
 def test_hybrid_gradient_matches_the_closed_form():
     logp, old, behaviour, adv, mask, is_edit = _mixed_batch()
-    loss, _ = hybrid_policy_loss(logp=logp, old_logp=old, behaviour_logp=behaviour,
-                                 advantages=adv, mask=mask, is_edit=is_edit)
+    loss, _ = hybrid_policy_loss(
+        logp=logp,
+        old_logp=old,
+        behaviour_logp=behaviour,
+        advantages=adv,
+        mask=mask,
+        is_edit=is_edit,
+    )
     loss.backward()
     n = 6
     pi, mu, a = t([0.3, 0.5, 0.05]), t([0.2, 0.5, 0.1]), t([1.0, -2.0, 0.5])
     expected = torch.zeros(3, 3, dtype=torch.float64)
-    expected[1] = -a * pi / (mu + EPS) / n         # edits: -A exp(logp)/(exp(mu)+1e-6) / N
-    expected[0, 1] = 1.0 * 0.9 / n                 # original, unclipped: -A r / N, A = -1
+    expected[1] = -a * pi / (mu + EPS) / n  # edits: -A exp(logp)/(exp(mu)+1e-6) / N
+    expected[0, 1] = 1.0 * 0.9 / n  # original, unclipped: -A r / N, A = -1
     expected[2, 0] = -0.5 * 1.0 / n
     # row0 t0 is in the clipped branch (gradient 0); padding gets 0
     torch.testing.assert_close(logp.grad, expected)
@@ -142,9 +167,15 @@ def test_hybrid_edit_ratio_cap_stops_gradient_on_capped_tokens():
     logp = t([[LN(0.6), LN(0.1)]], grad=True)
     behaviour = t([[LN(0.2), LN(0.2)]])
     adv = t([[1.0, 1.0]])
-    loss, m = hybrid_policy_loss(logp=logp, old_logp=behaviour, behaviour_logp=behaviour,
-                                 advantages=adv, mask=torch.ones(1, 2),
-                                 is_edit=torch.tensor([True]), edit_ratio_cap=2.0)
+    loss, m = hybrid_policy_loss(
+        logp=logp,
+        old_logp=behaviour,
+        behaviour_logp=behaviour,
+        advantages=adv,
+        mask=torch.ones(1, 2),
+        is_edit=torch.tensor([True]),
+        edit_ratio_cap=2.0,
+    )
     # ratios 0.6/0.200001 = 2.99998 -> capped at 2 ; 0.1/0.200001 = 0.4999975 (free)
     assert loss.item() == pytest.approx((-2.0 - 0.1 / (0.2 + EPS)) / 2)
     assert m["edit/capped_frac"] == pytest.approx(0.5)
@@ -154,8 +185,14 @@ def test_hybrid_edit_ratio_cap_stops_gradient_on_capped_tokens():
 
 def test_hybrid_without_edits_equals_ppo():
     logp, old, adv, mask = _ppo_batch()
-    hybrid, m = hybrid_policy_loss(logp=logp, old_logp=old, behaviour_logp=old, advantages=adv,
-                                   mask=mask, is_edit=torch.tensor([False, False]))
+    hybrid, m = hybrid_policy_loss(
+        logp=logp,
+        old_logp=old,
+        behaviour_logp=old,
+        advantages=adv,
+        mask=mask,
+        is_edit=torch.tensor([False, False]),
+    )
     ppo, _ = ppo_clip_loss(logp=logp, old_logp=old, advantages=adv, mask=mask)
     assert hybrid.item() == pytest.approx(ppo.item())
     assert m["edit/ratio_mean"] == m["edit/adv_abs_mean"] == m["edit/num_tokens"] == 0.0
@@ -165,23 +202,42 @@ def test_hybrid_without_edits_equals_ppo():
 def test_hybrid_without_originals_and_with_no_valid_tokens():
     logp, old, behaviour, adv, mask, _ = _mixed_batch()
     everything_edit = torch.tensor([True, True, True])
-    _, m = hybrid_policy_loss(logp=logp, old_logp=old, behaviour_logp=logp.detach(),
-                              advantages=adv, mask=mask, is_edit=everything_edit)
+    _, m = hybrid_policy_loss(
+        logp=logp,
+        old_logp=old,
+        behaviour_logp=logp.detach(),
+        advantages=adv,
+        mask=mask,
+        is_edit=everything_edit,
+    )
     assert m["orig/ratio_mean"] == m["orig/clip_frac"] == m["orig/num_rows"] == 0.0
     assert all(math.isfinite(v) for v in m.values())
-    empty, m = hybrid_policy_loss(logp=logp, old_logp=old, behaviour_logp=behaviour,
-                                  advantages=adv, mask=torch.zeros(3, 3), is_edit=everything_edit)
+    empty, m = hybrid_policy_loss(
+        logp=logp,
+        old_logp=old,
+        behaviour_logp=behaviour,
+        advantages=adv,
+        mask=torch.zeros(3, 3),
+        is_edit=everything_edit,
+    )
     assert empty.item() == 0.0 and all(math.isfinite(v) for v in m.values())
 
 
 def test_hybrid_rejects_a_token_level_is_edit():
     logp, old, behaviour, adv, mask, _ = _mixed_batch()
     with pytest.raises(ValueError, match="is_edit"):
-        hybrid_policy_loss(logp=logp, old_logp=old, behaviour_logp=behaviour, advantages=adv,
-                           mask=mask, is_edit=torch.ones(3, 3, dtype=torch.bool))
+        hybrid_policy_loss(
+            logp=logp,
+            old_logp=old,
+            behaviour_logp=behaviour,
+            advantages=adv,
+            mask=mask,
+            is_edit=torch.ones(3, 3, dtype=torch.bool),
+        )
 
 
 # ---------------------------------------------------------------- value loss
+
 
 def _value_batch():
     values = t([[1.0, 1.0, 0.2, 50.0]], grad=True)

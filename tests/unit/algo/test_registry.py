@@ -23,11 +23,19 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_registry_keys():
-    assert set(REGISTRIES) == {"advantage_estimators", "selection_strategies",
-                               "kl_estimators", "policy_losses"}
+    assert set(REGISTRIES) == {
+        "advantage_estimators",
+        "selection_strategies",
+        "kl_estimators",
+        "policy_losses",
+    }
     assert set(ADVANTAGE_ESTIMATORS) == {"gae", "grpo"}
-    assert set(SELECTION_STRATEGIES) == {"random", "reward_rank", "conditional",
-                                         "conditional_strict"}
+    assert set(SELECTION_STRATEGIES) == {
+        "random",
+        "reward_rank",
+        "conditional",
+        "conditional_strict",
+    }
     assert set(KL_ESTIMATORS) == {"k1", "k2", "k3"}
     assert set(POLICY_LOSSES) == {"ppo", "hybrid"}
 

@@ -30,7 +30,9 @@ POOL_A = dict(
     reward_edit=f([2.0, 2.0, 1.0, 1.5, NAN, 1.5]),
     pair_ids=ids([0, 1, 2, 3, 4, 5]),
     group_ids=ids([0, 0, 1, 1, 2, 2]),
-    ratio=0.5, n=2, divisor=1,
+    ratio=0.5,
+    n=2,
+    divisor=1,
 )
 # Δ = R_e - R_o = [1.0, 2.0, -1.0, -0.5, NaN (edit invalid), NaN (original invalid)]
 
@@ -72,7 +74,9 @@ POOL_B = dict(
     reward_edit=f([0.5, 3.0, 1.0, 1.0, 1.0, 2.0, 0.0, -1.0]),
     pair_ids=ids(range(8)),
     group_ids=ids([0, 0, 0, 0, 1, 1, 1, 1]),
-    ratio=0.5, n=4, divisor=3,
+    ratio=0.5,
+    n=4,
+    divisor=3,
 )
 
 
@@ -93,8 +97,15 @@ def test_reward_rank_subsamples_a_too_large_pool_at_random():
 
 def test_gain_uses_each_edits_own_original():
     # 4 originals (n=2, B=2) but only 3 edits: edit0 -> orig1, edit1 -> orig0, edit2 -> orig3
-    pool = dict(reward_orig=f([0.0, 5.0, 1.0, 1.0]), reward_edit=f([2.0, 2.0, 2.0]),
-                pair_ids=ids([1, 0, 3]), group_ids=ids([0, 0, 1]), ratio=0.5, n=2, divisor=1)
+    pool = dict(
+        reward_orig=f([0.0, 5.0, 1.0, 1.0]),
+        reward_edit=f([2.0, 2.0, 2.0]),
+        pair_ids=ids([1, 0, 3]),
+        group_ids=ids([0, 0, 1]),
+        ratio=0.5,
+        n=2,
+        divisor=1,
+    )
     # Δ = [2-5, 2-0, 2-1] = [-3, 2, 1] ; K = 2, quota 1
     assert pick("conditional", pool) == [1, 2]
     assert pick("conditional_strict", pool) == [1, 2]
@@ -105,18 +116,25 @@ def test_gain_uses_each_edits_own_original():
 def test_output_is_a_sorted_long_tensor_even_when_empty():
     out = select_edits("conditional", **{**POOL_A, "ratio": 0.0}, generator=gen())
     assert out.dtype == torch.long and out.shape == (0,)
-    empty_pool = dict(reward_orig=f([1.0, 2.0]), reward_edit=f([]), pair_ids=ids([]),
-                      group_ids=ids([]), ratio=0.5, n=2, divisor=1)
+    empty_pool = dict(
+        reward_orig=f([1.0, 2.0]),
+        reward_edit=f([]),
+        pair_ids=ids([]),
+        group_ids=ids([]),
+        ratio=0.5,
+        n=2,
+        divisor=1,
+    )
     for strategy in ("random", "reward_rank", "conditional", "conditional_strict"):
         assert select_edits(strategy, **empty_pool, generator=gen()).tolist() == []
 
 
 def test_edit_budget():
-    assert edit_budget(0.5, 128, 4, 8) == 256   # floor(256/8)*8
-    assert edit_budget(0.5, 3, 2, 4) == 0       # floor(3/4)*4
-    assert edit_budget(0.5, 5, 3, 2) == 6       # floor(7.5/2)*2 = 3*2
-    assert edit_budget(0.29, 100, 1, 1) == 29   # 0.29*100 = 28.999999999999996 in floats
-    assert per_group_quota(0.1, 30) == 3        # 0.1*30 = 3.0000000000000004 in floats
+    assert edit_budget(0.5, 128, 4, 8) == 256  # floor(256/8)*8
+    assert edit_budget(0.5, 3, 2, 4) == 0  # floor(3/4)*4
+    assert edit_budget(0.5, 5, 3, 2) == 6  # floor(7.5/2)*2 = 3*2
+    assert edit_budget(0.29, 100, 1, 1) == 29  # 0.29*100 = 28.999999999999996 in floats
+    assert per_group_quota(0.1, 30) == 3  # 0.1*30 = 3.0000000000000004 in floats
 
 
 @pytest.mark.parametrize("ratio, divisor", [(-0.1, 1), (1.5, 1), (0.5, 0)])

@@ -1,5 +1,5 @@
-from cpe.compose import load_config
 from cpe.cluster.placement import bundle_for, missing_resources, plan_pools
+from cpe.compose import load_config
 
 
 def test_plan_and_bundles_cpu_and_gpu():

@@ -10,12 +10,16 @@ def test_tiny_model_is_deterministic_and_generates(tmp_path):
     a = build_tiny_model(tmp_path / "a", seed=3)
     b = build_tiny_model(tmp_path / "b", seed=3)
     assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
-    assert json.loads((a / "tokenizer.json").read_text()) == json.loads((b / "tokenizer.json").read_text())
+    assert json.loads((a / "tokenizer.json").read_text()) == json.loads(
+        (b / "tokenizer.json").read_text()
+    )
 
     tok = AutoTokenizer.from_pretrained(a)
     model = AutoModelForCausalLM.from_pretrained(a)
     assert model.config.vocab_size == len(tok)
-    text = tok.apply_chat_template([{"role": "user", "content": "hello"}], tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "hello"}], tokenize=False, add_generation_prompt=True
+    )
     assert text.endswith("<|im_start|>assistant\n")
     ids = tok(text, return_tensors="pt", add_special_tokens=False).input_ids
     torch.manual_seed(0)
