@@ -16,6 +16,17 @@ import torch
 from cpe.learner.batch import TensorBatch
 
 
+def get_all(refs: list) -> list:
+    """``ray.get`` that fails as soon as ANY rank fails. Plain ``ray.get`` waits in list
+    order, so a dead rank 1 would leave us blocked on rank 0, itself stuck in a
+    collective until the process-group timeout."""
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        ray.get(done)  # raises RayActorError / RayTaskError at once
+    return ray.get(list(refs))
+
+
 def _to_batch(t: dict[str, torch.Tensor]) -> TensorBatch:
     names = {f.name for f in fields(TensorBatch)}
     present = {k: v for k, v in t.items() if k in names}
@@ -37,7 +48,7 @@ class LearnerGroup:
         concatenation gives the rows back."""
         rows = t["input_ids"].shape[0]
         ref = ray.put(_to_batch(_padded(t, len(actors))))
-        return torch.cat(ray.get([getattr(a, method).remote(ref, *args) for a in actors]), dim=0)[
+        return torch.cat(get_all([getattr(a, method).remote(ref, *args) for a in actors]), dim=0)[
             :rows
         ]
 
@@ -69,25 +80,25 @@ class LearnerGroup:
         value = [
             a.train_step.remote(ref, num_mini_batches=self.num_mini_batches) for a in self.value
         ]
-        out = {f"policy/{k}": v for k, v in ray.get(policy)[0].items()}
-        out.update({f"value/{k}": v for k, v in ray.get(value)[0].items()})
+        out = {f"policy/{k}": v for k, v in get_all(policy)[0].items()}
+        out.update({f"value/{k}": v for k, v in get_all(value)[0].items()})
         return out
 
     def save(self, folder: Path) -> None:
         refs = [a.save_state.remote(str(folder / "policy_state")) for a in self.policy]
         refs += [a.save_state.remote(str(folder / "value_state")) for a in self.value]
-        ray.get(refs)
-        ray.get([a.save_hf.remote(str(folder / "policy_hf")) for a in self.policy])
+        get_all(refs)
+        get_all([a.save_hf.remote(str(folder / "policy_hf")) for a in self.policy])
 
     def load(self, folder: Path) -> None:
         refs = [a.load_state.remote(str(folder / "policy_state")) for a in self.policy]
         refs += [a.load_state.remote(str(folder / "value_state")) for a in self.value]
-        ray.get(refs)
+        get_all(refs)
 
     def export_ref(self, bucket_mb: int = 64):
         """Every policy rank joins the gather; rank 0's buckets stay in the object store."""
         refs = [a.export_buckets.remote(bucket_mb) for a in self.policy]
-        ray.get(refs[1:])
+        get_all(refs[1:])
         return refs[0]
 
     def shutdown(self) -> None:
