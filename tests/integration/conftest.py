@@ -13,3 +13,24 @@ def _quiet_env():
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     os.environ.setdefault("WANDB_SILENT", "true")
     yield
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole integration session (a second ray.init would fail)."""
+    import ray
+
+    from cpe.system import worker_env
+
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", worker_env()["TORCH_EXTENSIONS_DIR"])
+    started = not ray.is_initialized()
+    if started:
+        ray.init(
+            num_cpus=8,
+            object_store_memory=400 * 1024**2,
+            include_dashboard=False,
+            runtime_env={"env_vars": worker_env()},
+        )
+    yield ray
+    if started:
+        ray.shutdown()

@@ -10,8 +10,12 @@ def _batch():
     # row 2: 3 response tokens, reward -1. Values V on response tokens.
     mask = torch.tensor([[0, 1, 1, 0], [0, 0, 0, 0], [0, 1, 1, 1]], dtype=torch.float32)
     values = torch.tensor([[0, 0.5, 0.25, 0], [0, 9, 9, 9], [0, 0.0, -0.5, 0.5]])
-    return {"response_mask": mask, "old_values": values * mask, "rewards": torch.tensor([1.0, 0.0, -1.0]),
-            "group_ids": torch.tensor([0, 0, 1])}
+    return {
+        "response_mask": mask,
+        "old_values": values * mask,
+        "rewards": torch.tensor([1.0, 0.0, -1.0]),
+        "group_ids": torch.tensor([0, 0, 1]),
+    }
 
 
 def test_gae_with_gamma_lambda_one_is_reward_minus_value_then_whitened():

@@ -1,31 +1,61 @@
 import torch
 
 from cpe.data.records import Record
-from cpe.experience import Experience, Sample, behaviour_logp_for, edit_prompt_tensors, training_tensors
+from cpe.experience import (
+    Experience,
+    Sample,
+    behaviour_logp_for,
+    edit_prompt_tensors,
+    training_tensors,
+)
 
 REC = Record(id="r1", persona={"age": 30}, question="q?")
 
 
 def _sample(prompt, response, reward, **kw):
-    return Sample(group_id=0, record=REC, prompt_ids=prompt, response_ids=response, text="t", reward=reward, **kw)
+    return Sample(
+        group_id=0,
+        record=REC,
+        prompt_ids=prompt,
+        response_ids=response,
+        text="t",
+        reward=reward,
+        **kw,
+    )
 
 
 def test_training_tensors_layout_and_invalid_rows():
     original = _sample([1, 2, 3], [7, 8], 1.5, pair_id=0)
     invalid = _sample([1, 2, 3], [9], None, pair_id=1)  # GRM failed: stays, masked out
-    edit = _sample([1, 2, 3], [5, 6, 4], 2.0, is_edit=True, pair_id=0, edit_prompt_ids=[11, 12, 13, 14, 15])
+    edit = _sample(
+        [1, 2, 3], [5, 6, 4], 2.0, is_edit=True, pair_id=0, edit_prompt_ids=[11, 12, 13, 14, 15]
+    )
     t = training_tensors([original, invalid, edit], pad_id=0)
     assert t["input_ids"].tolist() == [[1, 2, 3, 7, 8, 0], [1, 2, 3, 9, 0, 0], [1, 2, 3, 5, 6, 4]]
-    assert t["attention_mask"].tolist() == [[1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]]
-    assert t["response_mask"].tolist() == [[0, 0, 0, 1, 1, 0], [0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 1, 1]]
-    assert t["rewards"].tolist() == [1.5, 0.0, 2.0]  # the invalid row's 0 never reaches a loss: mask is 0
+    assert t["attention_mask"].tolist() == [
+        [1, 1, 1, 1, 1, 0],
+        [1, 1, 1, 1, 0, 0],
+        [1, 1, 1, 1, 1, 1],
+    ]
+    assert t["response_mask"].tolist() == [
+        [0, 0, 0, 1, 1, 0],
+        [0, 0, 0, 0, 0, 0],
+        [0, 0, 0, 1, 1, 1],
+    ]
+    assert t["rewards"].tolist() == [
+        1.5,
+        0.0,
+        2.0,
+    ]  # the invalid row's 0 never reaches a loss: mask is 0
     assert t["is_edit"].tolist() == [False, False, True]
     assert t["pair_ids"].tolist() == [0, 1, 0]
 
 
 def test_mu_moves_from_the_edit_prompt_layout_to_the_original_prompt_layout():
     original = _sample([1, 2, 3], [7, 8], 1.0, pair_id=0)
-    edit = _sample([1, 2, 3], [5, 6, 4], 2.0, is_edit=True, pair_id=0, edit_prompt_ids=[11, 12, 13, 14, 15])
+    edit = _sample(
+        [1, 2, 3], [5, 6, 4], 2.0, is_edit=True, pair_id=0, edit_prompt_ids=[11, 12, 13, 14, 15]
+    )
     samples = [original, edit]
     under_edit = edit_prompt_tensors([edit], pad_id=0)
     assert under_edit["input_ids"].tolist() == [[11, 12, 13, 14, 15, 5, 6, 4]]

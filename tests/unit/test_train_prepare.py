@@ -14,7 +14,9 @@ def _cfg(tmp_path, *overrides):
 
 def test_bad_training_file_is_reported_before_anything_starts(tmp_path):
     bad = tmp_path / "train.jsonl"
-    bad.write_text('{"id": "a", "question": "q", "persona": {"x": 1}}\n{"id": "b", "question": "", "persona": {}}\n')
+    bad.write_text(
+        '{"id": "a", "question": "q", "persona": {"x": 1}}\n{"id": "b", "question": "", "persona": {}}\n'
+    )
     with pytest.raises(DataError) as info:
         prepare(_cfg(tmp_path, "data=jsonl", f"data.train_path={bad}", f"data.eval_path={bad}"))
     assert f"{bad}:2: field 'question'" in str(info.value)
@@ -35,7 +37,20 @@ def test_missing_model_folder_is_named(tmp_path):
 
 def test_cli_exits_2_with_one_line(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "cpe.train", "experiment=tiny_cpu", "algorithm.edit_ratio=3",
-         f"logging.run_dir={tmp_path}"], capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "cpe.train",
+            "experiment=tiny_cpu",
+            "algorithm.edit_ratio=3",
+            f"logging.run_dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines()[-1] == "config error: algorithm.edit_ratio: 3.0 must be in [0.0, 1.0]"
+    assert (
+        out.stderr.strip().splitlines()[-1]
+        == "config error: algorithm.edit_ratio: 3.0 must be in [0.0, 1.0]"
+    )

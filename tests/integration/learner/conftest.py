@@ -15,23 +15,6 @@ EXTENSIONS = os.environ.setdefault(
 
 
 @pytest.fixture(scope="session")
-def ray_session():
-    import ray
-
-    started = not ray.is_initialized()
-    if started:
-        ray.init(
-            num_cpus=4,
-            object_store_memory=200 * 1024**2,
-            include_dashboard=False,
-            runtime_env={"env_vars": {"TORCH_EXTENSIONS_DIR": EXTENSIONS}},
-        )
-    yield ray
-    if started:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="session")
 def tiny_model() -> str:
     from cpe.tools.fixtures import resolve_model_path
 

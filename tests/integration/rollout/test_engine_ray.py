@@ -3,25 +3,9 @@ the object store, check log-probs against transformers, health, shutdown."""
 
 from __future__ import annotations
 
-import pytest
 from hf_reference import hf_token_logprobs, max_abs_diff, perturb_, split_buckets
 
 from cpe.types import SamplingSpec
-
-
-@pytest.fixture(scope="module")
-def ray_session(private_tmpdir):
-    import ray
-
-    ray.init(
-        num_cpus=2,
-        object_store_memory=200 * 1024**2,
-        include_dashboard=False,
-        _temp_dir=f"{private_tmpdir}/ray",
-        log_to_driver=False,
-    )
-    yield ray
-    ray.shutdown()
 
 
 def test_engine_actor_pool_round_trip(ray_session, tiny_model_path, hf_model_factory, chat_prompts):

@@ -5,22 +5,6 @@ import pytest
 from cpe.compose import load_config
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    from cpe.system import worker_env
-
-    ray.init(
-        num_cpus=8,
-        object_store_memory=400 * 1024**2,
-        include_dashboard=False,
-        runtime_env={"env_vars": worker_env()},
-    )
-    yield
-    ray.shutdown()
-
-
 def _tiny_config(run_dir, *overrides):
     return load_config(
         [
