@@ -1,7 +1,7 @@
 """Print a run's per-step metrics as a table, or export them as CSV for plotting.
 
-    python -m cpe.tools.report runs/demo-20261124-120000
-    python -m cpe.tools.report runs/demo-... --csv metrics.csv --keys original/reward_mean time/update
+python -m cpe.tools.report runs/demo-20261124-120000
+python -m cpe.tools.report runs/demo-... --csv metrics.csv --keys original/reward_mean time/update
 """
 
 from __future__ import annotations
@@ -14,9 +14,17 @@ from pathlib import Path
 from cpe.metrics import read_metrics
 
 DEFAULT_KEYS = (
-    "original/reward_mean", "edit/reward_mean", "selected_edit/count", "grm/invalid_rate",
-    "original/length_tokens", "edit/length_tokens", "policy/policy_loss", "value/value_loss",
-    "policy/grad_norm", "sync/logprob_gap_max", "perf/gen_tokens_per_s",
+    "original/reward_mean",
+    "edit/reward_mean",
+    "selected_edit/count",
+    "grm/invalid_rate",
+    "original/length_tokens",
+    "edit/length_tokens",
+    "policy/policy_loss",
+    "value/value_loss",
+    "policy/grad_norm",
+    "sync/logprob_gap_max",
+    "perf/gen_tokens_per_s",
 )
 
 
@@ -24,7 +32,9 @@ def table(rows: list[dict], keys: list[str]) -> str:
     header = ["step", *keys]
     lines = [header] + [[str(r["step"]), *(_fmt(r.get(k)) for k in keys)] for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths, strict=True)) for line in lines)
+    return "\n".join(
+        "  ".join(cell.rjust(w) for cell, w in zip(line, widths, strict=True)) for line in lines
+    )
 
 
 def _fmt(value) -> str:
@@ -36,14 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--keys", nargs="*", default=list(DEFAULT_KEYS))
     parser.add_argument("--timings", action="store_true", help="show the time/* columns instead")
-    parser.add_argument("--csv", type=Path, help="write every metric of every step to this CSV file")
+    parser.add_argument(
+        "--csv", type=Path, help="write every metric of every step to this CSV file"
+    )
     args = parser.parse_args(argv)
     path = args.run_dir / "metrics.jsonl"
     if not path.exists():
         print(f"error: {path} does not exist", file=sys.stderr)
         return 2
     rows = read_metrics(path)
-    keys = sorted({k for r in rows for k in r if k.startswith("time/")}) if args.timings else args.keys
+    keys = (
+        sorted({k for r in rows for k in r if k.startswith("time/")}) if args.timings else args.keys
+    )
     print(table(rows, keys))
     if args.csv:
         columns = sorted({k for r in rows for k in r} - {"step"})
