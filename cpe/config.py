@@ -115,6 +115,9 @@ class AlgorithmConfig:
 @dataclass
 class LearnerConfig:
     zero_stage: int = 2
+    # ZeRO reduce/all-gather bucket size in elements (DeepSpeed's default 5e8 is 2 GB of
+    # fp32 buffers per rank: fine on a GPU node, too much for a 24 GiB CPU box).
+    zero_bucket_elements: int = 500_000_000
     actor_lr: float = 1e-6
     critic_lr: float = 1e-5
     weight_decay: float = 0.01

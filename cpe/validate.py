@@ -156,6 +156,7 @@ def _learner(cfg: CPEConfig, c: _Checker) -> None:
     c.positive(lr.actor_lr, "learner.actor_lr")
     c.positive(lr.critic_lr, "learner.critic_lr")
     c.positive(lr.micro_batch_size, "learner.micro_batch_size")
+    c.positive(lr.zero_bucket_elements, "learner.zero_bucket_elements")
     c.positive(lr.ppo_epochs, "learner.ppo_epochs")
     c.positive(lr.grad_clip, "learner.grad_clip")
     c.positive(lr.mini_batch_prompts, "learner.mini_batch_prompts")

@@ -56,7 +56,11 @@ def build_ds_config(
         "gradient_accumulation_steps": grad_accum_steps,
         "train_batch_size": cfg.micro_batch_size * grad_accum_steps * world_size,
         "gradient_clipping": cfg.grad_clip,
-        "zero_optimization": {"stage": cfg.zero_stage},
+        "zero_optimization": {
+            "stage": cfg.zero_stage,
+            "reduce_bucket_size": cfg.zero_bucket_elements,
+            "allgather_bucket_size": cfg.zero_bucket_elements,
+        },
         "optimizer": {
             "type": "AdamW",
             "params": {

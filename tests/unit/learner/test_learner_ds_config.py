@@ -10,10 +10,19 @@ from cpe.learner.ds_config import build_ds_config, deep_merge, lr_factor
 
 def test_actor_config_carries_the_learner_settings():
     cfg = LearnerConfig(
-        zero_stage=3, actor_lr=2e-6, weight_decay=0.05, micro_batch_size=3, grad_clip=0.7
+        zero_stage=3,
+        actor_lr=2e-6,
+        weight_decay=0.05,
+        micro_batch_size=3,
+        grad_clip=0.7,
+        zero_bucket_elements=1000,
     )
     ds = build_ds_config(cfg, "actor", world_size=2, grad_accum_steps=4)
-    assert ds["zero_optimization"] == {"stage": 3}
+    assert ds["zero_optimization"] == {
+        "stage": 3,
+        "reduce_bucket_size": 1000,
+        "allgather_bucket_size": 1000,
+    }
     assert ds["gradient_clipping"] == 0.7
     assert ds["train_micro_batch_size_per_gpu"] == 3
     assert ds["gradient_accumulation_steps"] == 4
