@@ -1,5 +1,9 @@
 """The trainer learns: with a rule-based python critic rewarding a checkable property
-(uses of the letter "e"), the tiny model's mean reward rises over a short CPE run."""
+(uses of the letter "e"), the tiny model's mean reward rises over a short CPE run.
+
+Reliability, measured 2026-11-24 with seeds 0-3: the mean of the last 3 steps beat the
+first 3 by 4.4 to 5.2 reward points every time (threshold here: 1.0); most runs saturate
+at the rule's maximum of 5 by step 12."""
 
 from __future__ import annotations
 
