@@ -20,7 +20,9 @@ SEEDS = [int(s) for s in os.environ.get("CPE_LEARNING_SEEDS", "0").split(",")]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_mean_reward_rises_with_a_rule_critic(ray_session, tiny_config, train_in_process, tmp_path, seed):
+def test_mean_reward_rises_with_a_rule_critic(
+    ray_session, tiny_config, train_in_process, tmp_path, seed
+):
     cfg = tiny_config(
         tmp_path,
         "grm=python",
