@@ -6,7 +6,6 @@ a user has to change. Nothing here rewrites a user's setting.
 """
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -183,11 +182,23 @@ class LoggingConfig:
 
 
 @dataclass
+class PromptOverrides:
+    # A template file per role; None keeps the prompt set's own.
+    policy_system: str | None = None
+    policy_user: str | None = None
+    grm: str | None = None
+    edit: str | None = None
+    judge: str | None = None
+    brief_suffix: str | None = None
+    detailed_suffix: str | None = None
+
+
+@dataclass
 class PromptsConfig:
     # A prompt set by name ("default") or a folder; single templates may be overridden
-    # by a file path.
+    # by a file path (prompts.overrides.grm=/my/rubric.jinja).
     set: str = "default"
-    overrides: Any = field(default_factory=dict)
+    overrides: PromptOverrides = field(default_factory=PromptOverrides)
 
 
 @dataclass

@@ -188,7 +188,7 @@ def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple
         role: resolve_model_path(getattr(cfg.model, role).path, cfg.model.cache_dir)
         for role in ("policy", "grm", "value")
     }
-    prompts = PromptSet.load(cfg.prompts.set, **dict(cfg.prompts.overrides or {}))
+    prompts = PromptSet.from_config(cfg.prompts)
     tokenizer = AutoTokenizer.from_pretrained(paths["policy"])
     started_ray = init_ray(cfg)
     placement = Placement(cfg.cluster).create()

@@ -104,16 +104,20 @@ class PromptSet:
         return cls(template_dir=folder.resolve()).with_overrides(**overrides)
 
     @classmethod
-    def from_config(cls, cfg: Mapping[str, Any] | str | Path | PromptSet | None) -> PromptSet:
-        """Build from a config node ``{set: default|<dir>, <role>: <file or null>, ...}``."""
+    def from_config(cls, cfg: Any) -> PromptSet:
+        """Build from ``None``, a name or folder, a PromptSet, or a config node
+        ``{set: default|<dir>, overrides: {<role>: <file>}}`` (``cpe.config.PromptsConfig``,
+        as a mapping or a dataclass); roles may also sit beside ``set``."""
         if cfg is None:
             return DEFAULT
         if isinstance(cfg, PromptSet):
             return cfg
         if isinstance(cfg, str | Path):
             return cls.load(cfg)
-        options = dict(cfg)
+        options = dict(cfg) if isinstance(cfg, Mapping) else dict(vars(cfg))
         name = options.pop("set", None) or "default"
+        overrides = options.pop("overrides", None) or {}
+        options.update(overrides if isinstance(overrides, Mapping) else vars(overrides))
         return cls.load(name, **options)
 
     def with_overrides(self, **overrides: str | Path | None) -> PromptSet:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,19 +58,6 @@ def _python(cfg: Any, ctx: BuildContext) -> GRMBackend:
     return PythonBackend(cfg.python_function)
 
 
-def _prompt_set(prompts: Any) -> PromptSet:
-    """PromptSet from a PromptSet, a name/folder, None, or a ``prompts`` config node."""
-    if prompts is None or isinstance(prompts, PromptSet | str):
-        return PromptSet.from_config(prompts)
-
-    # cpe.config.PromptsConfig nests the role overrides under `overrides`, a shape
-    # PromptSet.from_config does not read.
-    def field(key: str) -> Any:
-        return prompts.get(key) if isinstance(prompts, Mapping) else getattr(prompts, key, None)
-
-    return PromptSet.load(field("set") or "default", **dict(field("overrides") or {}))
-
-
 GRM_BACKENDS: dict[str, Callable[[Any, BuildContext], GRMBackend]] = {
     "vllm": _vllm,
     "openai": _openai,
@@ -101,7 +88,7 @@ def build_grm(
     ctx = BuildContext(
         engine_pool=engine_pool,
         tokenizer=tokenizer,
-        prompts=_prompt_set(prompts),
+        prompts=PromptSet.from_config(prompts),
         max_prompt_tokens=max_prompt_tokens or DEFAULT_MAX_PROMPT_TOKENS,
     )
     return GRMScorer(

@@ -78,3 +78,13 @@ def test_show_config_prints_presets_and_fails_cleanly(capsys):
     assert show_config(["experiment=tiny_cpu", "algorithm.edit_ratio=7"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "config error: algorithm.edit_ratio: 7.0 must be in [0.0, 1.0]"
+
+
+def test_a_single_template_is_overridden_by_path():
+    from cpe.prompts import DEFAULT, PromptSet
+
+    judge = DEFAULT.path("judge")
+    cfg = load_config(["experiment=tiny_cpu", f"prompts.overrides.grm={judge}"])
+    prompts = PromptSet.from_config(cfg.prompts)
+    assert prompts.path("grm") == judge and prompts.path("edit") == DEFAULT.path("edit")
+    assert PromptSet.from_config(load_config(["experiment=tiny_cpu"]).prompts) == DEFAULT
