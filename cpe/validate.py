@@ -10,9 +10,6 @@ from cpe.config import CPEConfig
 
 DTYPES = ("float32", "bfloat16")
 DEVICES = ("cpu", "gpu")
-GRM_BACKENDS = ("vllm", "openai", "python")
-GRM_MODES = ("two_call", "single_call")
-MODES = ("cpe", "ppo")
 LR_SCHEDULES = ("constant", "cosine")
 WANDB_MODES = ("offline", "online", "disabled")
 BEHAVIOUR_LOGPROBS = ("recompute",)
@@ -27,13 +24,21 @@ class ConfigError(ValueError):
         super().__init__("\n".join(f"{key}: {msg}" for key, msg in problems))
 
 
-def _algo_choices() -> dict[str, tuple[str, ...]]:
+def _registry_choices() -> dict[str, tuple[str, ...]]:
+    """Valid names come from the registries that dispatch on them, never a second list."""
     from cpe import algo
+    from cpe.advantage import ESTIMATORS
+    from cpe.makers import MAKERS
+    from cpe.reward.base import MODES as GRM_MODES
+    from cpe.reward.factory import GRM_BACKENDS
 
     return {
         "selection": tuple(algo.SELECTION_STRATEGIES),
-        "advantage": tuple(algo.ADVANTAGE_ESTIMATORS),
+        "advantage": tuple(ESTIMATORS),
         "kl": tuple(algo.KL_ESTIMATORS),
+        "mode": tuple(MAKERS),
+        "grm_backend": tuple(GRM_BACKENDS),
+        "grm_mode": GRM_MODES,
     }
 
 
@@ -100,8 +105,9 @@ def _rollout(cfg: CPEConfig, c: _Checker) -> None:
 
 def _grm(cfg: CPEConfig, c: _Checker) -> None:
     g = cfg.grm
-    c.choice(g.backend, "grm.backend", GRM_BACKENDS)
-    c.choice(g.mode, "grm.mode", GRM_MODES)
+    choices = _registry_choices()
+    c.choice(g.backend, "grm.backend", choices["grm_backend"])
+    c.choice(g.mode, "grm.mode", choices["grm_mode"])
     c.require(
         len(g.weights) == 3, "grm.weights", f"needs 3 weights (H, P, N), got {len(g.weights)}"
     )
@@ -133,8 +139,8 @@ def _grm(cfg: CPEConfig, c: _Checker) -> None:
 
 def _algorithm(cfg: CPEConfig, c: _Checker) -> None:
     a = cfg.algorithm
-    choices = _algo_choices()
-    c.choice(a.mode, "algorithm.mode", MODES)
+    choices = _registry_choices()
+    c.choice(a.mode, "algorithm.mode", choices["mode"])
     c.choice(a.selection, "algorithm.selection", choices["selection"])
     c.choice(a.advantage, "algorithm.advantage", choices["advantage"])
     c.choice(a.kl.kind, "algorithm.kl.kind", choices["kl"])
