@@ -151,7 +151,9 @@ def _learner_group(
     reference = []
     if cfg.model.reference is not None and placement.slots("reference"):
         # A PolicyWorker that is never trained: same log-prob computation as the policy.
-        ref_path = resolve_model_path(cfg.model.reference.path, cfg.model.cache_dir)
+        ref_path = resolve_model_path(
+            cfg.model.reference.path, cfg.model.cache_dir, "model.reference.path"
+        )
         reference = ranks("reference", PolicyWorker, ref_path, cfg.model.reference.dtype)
     ray.get([a.ping.remote() for a in policy + value + reference])
     return LearnerGroup(
@@ -185,7 +187,9 @@ def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple
     from cpe.reward.factory import build_grm
 
     paths = {
-        role: resolve_model_path(getattr(cfg.model, role).path, cfg.model.cache_dir)
+        role: resolve_model_path(
+            getattr(cfg.model, role).path, cfg.model.cache_dir, f"model.{role}.path"
+        )
         for role in ("policy", "grm", "value")
     }
     prompts = PromptSet.from_config(cfg.prompts)

@@ -18,6 +18,7 @@ from cpe.compose import CONF_DIR, one_line_error, to_typed
 from cpe.config import CPEConfig
 from cpe.data import DataError, load_bundled, load_records
 from cpe.data.records import Record
+from cpe.tools.fixtures import check_model_path
 from cpe.validate import validate
 
 
@@ -52,10 +53,9 @@ def prepare(cfg: CPEConfig) -> list[Record]:
             f"logging.run_dir={str(run_dir)!r} already holds a run and trainer.resume=never would "
             "overwrite its metrics: pick a new logging.run_dir or use trainer.resume=auto"
         )
-    for role in ("policy", "grm", "value"):
-        path = getattr(cfg.model, role).path
-        if not path.startswith("fixture:") and not Path(path).is_dir():
-            raise FileNotFoundError(f"model.{role}.path={path!r} is not a local model folder")
+    for role in ("policy", "grm", "value", "reference"):
+        if getattr(cfg.model, role) is not None:
+            check_model_path(getattr(cfg.model, role).path, f"model.{role}.path")
     return train
 
 

@@ -8,13 +8,26 @@ from pathlib import Path
 FIXTURES = ("tiny", "smollm2")
 
 
-def resolve_model_path(path: str, cache_dir: str | Path = ".cache/models") -> str:
-    if not path.startswith("fixture:"):
-        if not Path(path).is_dir():
-            raise FileNotFoundError(
-                f"model folder {path!r} does not exist (no hub downloads happen at run time; "
-                f"point model.*.path at a local Hugging Face folder or use fixture:{'|'.join(FIXTURES)})"
+def check_model_path(path: str, key: str = "model path") -> None:
+    """Cheap start-up check: a known fixture name or an existing local folder."""
+    if path.startswith("fixture:"):
+        name = path.split(":", 1)[1]
+        if name not in FIXTURES:
+            raise ValueError(
+                f"{key}={path!r}: unknown model fixture {name!r}; known: {', '.join(FIXTURES)}"
             )
+    elif not Path(path).is_dir():
+        raise FileNotFoundError(
+            f"{key}={path!r} is not a local model folder (no hub downloads happen at run time; "
+            f"point it at a Hugging Face folder or use fixture:{'|'.join(FIXTURES)})"
+        )
+
+
+def resolve_model_path(
+    path: str, cache_dir: str | Path = ".cache/models", key: str = "model path"
+) -> str:
+    check_model_path(path, key)
+    if not path.startswith("fixture:"):
         return path
     name = path.split(":", 1)[1]
     cache = Path(cache_dir)
@@ -26,4 +39,4 @@ def resolve_model_path(path: str, cache_dir: str | Path = ".cache/models") -> st
         from cpe.tools.smollm2 import build_smollm2
 
         return str(build_smollm2(cache / "smollm2-135m-instruct").resolve())
-    raise ValueError(f"unknown model fixture {name!r}; known: {', '.join(FIXTURES)}")
+    raise AssertionError(f"fixture {name!r} is listed in FIXTURES but has no builder")
