@@ -65,12 +65,9 @@ class WeightSync(ABC):
 
 class ObjectStoreSync(WeightSync):
     def transfer(self, version: int) -> None:
-        import ray
-
         # One ObjectRef to rank 0's bucket list, resolved inside each engine: the
         # tensors never pass through the driver.
-        ref = self.learners.export_ref(self.bucket_mb)
-        ray.get([a.load_weight_buckets.remote(ref, version) for a in self.engines.actors])
+        self.engines.load_weight_buckets(self.learners.export_ref(self.bucket_mb), version)
 
 
 class NcclBroadcastSync(WeightSync):

@@ -64,6 +64,11 @@ class EnginePool:
         self._get(loads)
         return self._get(finishes)
 
+    def load_weight_buckets(self, buckets_ref: Any, version: int | None = None) -> list[dict]:
+        """Every engine loads one stored list of buckets (e.g. a learner's export
+        ObjectRef, resolved inside each actor) and finishes the update."""
+        return self._get([a.load_weight_buckets.remote(buckets_ref, version) for a in self.actors])
+
     def health(self) -> list[dict]:
         return self._get([a.health.remote() for a in self.actors])
 
