@@ -29,7 +29,6 @@ class Sample:
     reward: float | None = None  # None: the GRM result was invalid -> no loss
     scores: tuple[int, int, int] | None = None
     finish_reason: str = "length"
-    engine_logprobs: list[float] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:

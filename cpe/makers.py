@@ -135,7 +135,6 @@ class PPOMaker:
                         g.text,
                         pair_id=len(samples),
                         finish_reason=g.finish_reason,
-                        engine_logprobs=g.logprobs,
                     )
                 )
         return samples
@@ -192,7 +191,6 @@ class CPEMaker(PPOMaker):
                     pair_id=original.pair_id,
                     edit_prompt_ids=edit_prompt,
                     finish_reason=g.finish_reason,
-                    engine_logprobs=g.logprobs,
                 )
             )
         return edits

@@ -8,9 +8,11 @@ from statistics import fmean
 
 import torch
 
+from cpe.algo.grm_parse import DIMENSIONS as GRM_DIMENSIONS
 from cpe.experience import Experience, Sample
 
-DIMENSIONS = ("helpfulness", "personalization", "naturalness")
+# Score fields in the order of Judgement.scores (H, P, N).
+DIMENSIONS = tuple(name for name, _, _ in GRM_DIMENSIONS)
 
 
 def _kind_metrics(prefix: str, samples: list[Sample]) -> dict[str, float]:

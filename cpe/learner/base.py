@@ -183,10 +183,6 @@ class DeepSpeedWorker:
                     out.append([(n, p.data.detach().to("cpu", copy=True)) for n, p in bucket])
         return out
 
-    def state_dict_for_export(self) -> dict[str, torch.Tensor]:
-        """All parameters as one dict on rank 0 (``{}`` elsewhere); collective under ZeRO-3."""
-        return {name: t for bucket in self.export_buckets() for name, t in bucket}
-
     def num_params(self) -> int:
         return sum(getattr(p, "ds_numel", p.numel()) for _, p in self._named_parameters())
 
