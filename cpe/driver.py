@@ -76,26 +76,24 @@ class Driver:
         """Padded tensors + the learner's old log-probs, behaviour log-probs and values."""
         samples = exp.batch_samples
         t = training_tensors(samples, self.pad_id)
-        temperature = self.cfg.rollout.temperature
+        edit_rows = [i for i, s in enumerate(samples) if s.is_edit]
+        # mu: the edits under the prompt they were sampled from (see docs/architecture.md)
+        edits = (
+            edit_prompt_tensors([samples[i] for i in edit_rows], self.pad_id) if edit_rows else None
+        )
         with self.timer("logprob"):
-            t["old_logp"] = self.learners.logprobs(t, temperature)
-            t["old_values"] = self.learners.values(t)
-            if self.learners.reference:
-                t["ref_logp"] = self.learners.ref_logprobs(t, temperature)
-                t["kl"] = (
-                    kl_penalty(t["old_logp"], t["ref_logp"], self.cfg.algorithm.kl.kind)
-                    * t["response_mask"]
-                )
-            edit_rows = [i for i, s in enumerate(samples) if s.is_edit]
-            t["behaviour_logp"] = t["old_logp"].clone()
-            if edit_rows:
-                under_edit_prompt = edit_prompt_tensors(
-                    [samples[i] for i in edit_rows], self.pad_id
-                )
-                mu = self.learners.logprobs(under_edit_prompt, temperature)
-                t["behaviour_logp"][edit_rows] = behaviour_logp_for(
-                    samples, mu, edit_rows, t["old_logp"].shape
-                )[edit_rows]
+            out = self.learners.old_policy_and_values(t, edits, self.cfg.rollout.temperature)
+        t["old_logp"], t["old_values"] = out["old_logp"], out["old_values"]
+        if "ref_logp" in out:
+            t["ref_logp"] = out["ref_logp"]
+            t["kl"] = (
+                kl_penalty(t["old_logp"], t["ref_logp"], self.cfg.algorithm.kl.kind)
+                * t["response_mask"]
+            )
+        t["behaviour_logp"] = t["old_logp"].clone()
+        if edit_rows:
+            mu = behaviour_logp_for(samples, out["edit_logp"], edit_rows, t["old_logp"].shape)
+            t["behaviour_logp"][edit_rows] = mu[edit_rows]
         return t
 
     def log(

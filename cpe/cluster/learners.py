@@ -43,25 +43,37 @@ class LearnerGroup:
     seed: int = 0
     reference: list = field(default_factory=list)  # frozen reference ranks (KL), may be empty
 
-    def _map(self, actors: list, method: str, t: dict[str, torch.Tensor], *args) -> torch.Tensor:
+    def _submit(
+        self, actors: list, method: str, t: dict[str, torch.Tensor], *args
+    ) -> tuple[list, int]:
         """Each rank takes its contiguous shard of the (once-stored) batch; rank order
-        concatenation gives the rows back."""
-        rows = t["input_ids"].shape[0]
+        concatenation of the results gives the rows back."""
         ref = ray.put(_to_batch(_padded(t, len(actors))))
-        return torch.cat(get_all([getattr(a, method).remote(ref, *args) for a in actors]), dim=0)[
-            :rows
-        ]
+        return [getattr(a, method).remote(ref, *args) for a in actors], t["input_ids"].shape[0]
+
+    @staticmethod
+    def _collect(submitted: tuple[list, int]) -> torch.Tensor:
+        refs, rows = submitted
+        return torch.cat(get_all(refs), dim=0)[:rows]
 
     def logprobs(self, t: dict[str, torch.Tensor], temperature: float) -> torch.Tensor:
         """Per-token log softmax(logits / T) of each row's tokens, batch layout."""
-        return self._map(self.policy, "logprobs", t, temperature)
+        return self._collect(self._submit(self.policy, "logprobs", t, temperature))
 
-    def ref_logprobs(self, t: dict[str, torch.Tensor], temperature: float) -> torch.Tensor:
-        """Log-probs under the frozen reference model (KL term)."""
-        return self._map(self.reference, "logprobs", t, temperature)
-
-    def values(self, t: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self._map(self.value, "values", t)
+    def old_policy_and_values(
+        self, t: dict[str, torch.Tensor], edits: dict[str, torch.Tensor] | None, temperature: float
+    ) -> dict[str, torch.Tensor]:
+        """pi_old and V on the batch, reference log-probs if any, and mu on the edits'
+        own prompts: every pool works at once instead of one after the other."""
+        jobs = {
+            "old_logp": self._submit(self.policy, "logprobs", t, temperature),
+            "old_values": self._submit(self.value, "values", t),
+        }
+        if self.reference:
+            jobs["ref_logp"] = self._submit(self.reference, "logprobs", t, temperature)
+        if edits is not None:
+            jobs["edit_logp"] = self._submit(self.policy, "logprobs", edits, temperature)
+        return {name: self._collect(job) for name, job in jobs.items()}
 
     def train(self, t: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         """One PPO update of policy and value (in parallel). Rows are permuted with a
