@@ -18,7 +18,7 @@ from cpe.compose import CONF_DIR, one_line_error, to_typed
 from cpe.config import CPEConfig
 from cpe.data import DataError, load_bundled, load_records
 from cpe.data.records import Record
-from cpe.tools.fixtures import check_model_path
+from cpe.models.paths import check_model_path
 from cpe.validate import validate
 
 
@@ -61,7 +61,7 @@ def prepare(cfg: CPEConfig) -> list[Record]:
 
 def run(cfg: CPEConfig, train: list[Record] | None = None) -> Path:
     """Train; returns the run folder."""
-    from cpe.system import build_driver
+    from cpe.trainer.system import build_driver
 
     train = prepare(cfg) if train is None else train
     run_dir = Path(cfg.logging.run_dir)

@@ -27,10 +27,10 @@ class ConfigError(ValueError):
 def _registry_choices() -> dict[str, tuple[str, ...]]:
     """Valid names come from the registries that dispatch on them, never a second list."""
     from cpe import algo
-    from cpe.advantage import ESTIMATORS
-    from cpe.makers import MAKERS
     from cpe.reward.base import MODES as GRM_MODES
     from cpe.reward.factory import GRM_BACKENDS
+    from cpe.trainer.advantage import ESTIMATORS
+    from cpe.trainer.makers import MAKERS
 
     return {
         "selection": tuple(algo.SELECTION_STRATEGIES),

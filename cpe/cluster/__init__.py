@@ -1,1 +1,1 @@
-"""Placement, actor groups and weight sync: everything that knows about Ray."""
+"""Placement groups and the Ray session: the only code that knows how actors are laid out."""

@@ -1,20 +1,2 @@
-"""Learner layer: DeepSpeed ranks for the policy and the value model (wrap with ray.remote)."""
-
-from cpe.learner.base import DeepSpeedWorker
-from cpe.learner.batch import TensorBatch
-from cpe.learner.dist import free_port, init_distributed
-from cpe.learner.ds_config import build_ds_config, lr_factor
-from cpe.learner.policy import PolicyWorker
-from cpe.learner.value import ValueModel, ValueWorker
-
-__all__ = [
-    "DeepSpeedWorker",
-    "PolicyWorker",
-    "TensorBatch",
-    "ValueModel",
-    "ValueWorker",
-    "build_ds_config",
-    "free_port",
-    "init_distributed",
-    "lr_factor",
-]
+"""Learner layer: DeepSpeed policy and value ranks (plain classes, wrapped with ray.remote),
+their DeepSpeed config, HF export, and the learner group that drives them."""

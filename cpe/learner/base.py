@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
+from cpe.batch import TensorBatch
 from cpe.config import AlgorithmConfig, LearnerConfig
-from cpe.learner.batch import TensorBatch
 from cpe.learner.dist import backend_for, init_distributed
 from cpe.learner.ds_config import build_ds_config, lr_scheduler_factory, uses_bf16
 from cpe.learner.metrics import MetricAccumulator

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 
 from cpe.algo import hybrid_policy_loss, kl_penalty, masked_mean
+from cpe.batch import TensorBatch
 from cpe.learner.base import DeepSpeedWorker
-from cpe.learner.batch import TensorBatch
-from cpe.learner.gpu_sync import NcclSenderMixin
 from cpe.learner.hf_io import save_hf_folder
 from cpe.learner.tokens import token_entropy, token_logprobs
+from cpe.weight_sync.sender import NcclSenderMixin
 
 
 def token_weights(batch: TensorBatch) -> dict[str, float]:

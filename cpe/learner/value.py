@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from cpe.algo import value_loss
+from cpe.batch import TensorBatch
 from cpe.learner.base import DeepSpeedWorker
-from cpe.learner.batch import TensorBatch
 from cpe.learner.tokens import shift_values
 
 

@@ -21,8 +21,8 @@ from array import array
 from collections.abc import Sequence
 from typing import Any
 
-from cpe.rollout.weight_update import CPU_EXTENSION
 from cpe.types import Generation, SamplingSpec
+from cpe.weight_sync.cpu_extension import CPU_EXTENSION
 
 LOGPROBS_MODE = "raw_logprobs"
 

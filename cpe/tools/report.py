@@ -11,7 +11,7 @@ import csv
 import sys
 from pathlib import Path
 
-from cpe.metrics import read_metrics
+from cpe.trainer.metrics import read_metrics
 
 DEFAULT_KEYS = (
     "original/reward_mean",

@@ -16,6 +16,6 @@ EXTENSIONS = os.environ.setdefault(
 
 @pytest.fixture(scope="session")
 def tiny_model() -> str:
-    from cpe.tools.fixtures import resolve_model_path
+    from cpe.models.paths import resolve_model_path
 
     return resolve_model_path("fixture:tiny", REPO / ".cache" / "models")

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import torch
 
-from cpe.learner.batch import TensorBatch
+from cpe.batch import TensorBatch
 from cpe.learner.dist import free_port
 from cpe.learner.tokens import token_logprobs
 

@@ -10,7 +10,7 @@ import torch
 from learner_helpers import call, kill, make_batch, relative_update_error, spawn
 
 from cpe.config import AlgorithmConfig, LearnerConfig
-from cpe.learner import ValueWorker
+from cpe.learner.value import ValueWorker
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -18,7 +18,7 @@ from learner_helpers import (
 )
 
 from cpe.config import AlgorithmConfig, LearnerConfig
-from cpe.learner import PolicyWorker
+from cpe.learner.policy import PolicyWorker
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -29,7 +29,7 @@ def private_tmpdir():
 
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory) -> str:
-    from cpe.tools.tiny_model import build_tiny_model
+    from cpe.models.tiny import build_tiny_model
 
     return str(build_tiny_model(tmp_path_factory.mktemp("models") / "tiny", seed=0))
 

@@ -19,7 +19,7 @@ GRM_REGEX = (
 
 @pytest.fixture(scope="module")
 def engine(tiny_model_path, private_tmpdir):
-    from cpe.rollout.engine_actor import VLLMEngine
+    from cpe.rollout.engine import VLLMEngine
 
     eng = VLLMEngine(tiny_model_path, dtype="float32", seed=0, max_model_len=512)
     yield eng

@@ -9,7 +9,7 @@ from cpe.types import SamplingSpec
 
 
 def test_engine_actor_pool_round_trip(ray_session, tiny_model_path, hf_model_factory, chat_prompts):
-    from cpe.rollout.engine_actor import VLLMEngineActor
+    from cpe.rollout.engine import VLLMEngineActor
     from cpe.rollout.pool import EnginePool
 
     ray = ray_session

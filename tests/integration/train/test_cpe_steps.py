@@ -8,8 +8,8 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from cpe.algo import edit_budget
-from cpe.system import build_driver
 from cpe.train import load_split
+from cpe.trainer.system import build_driver
 from cpe.types import SamplingSpec
 
 

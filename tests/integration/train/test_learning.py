@@ -12,7 +12,7 @@ from statistics import fmean
 
 import pytest
 
-from cpe.metrics import read_metrics
+from cpe.trainer.metrics import read_metrics
 
 STEPS = 14
 # CI runs seed 0; CPE_LEARNING_SEEDS=0,1,2,3 measures how reliable the rise is.

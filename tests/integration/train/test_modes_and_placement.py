@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cpe.cluster.placement import ClusterTooSmall, Placement
-from cpe.metrics import read_metrics
+from cpe.trainer.metrics import read_metrics
 
 
 def test_ppo_mode_trains_without_critiques_or_edits(

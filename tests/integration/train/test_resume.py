@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from cpe.metrics import read_metrics
+from cpe.trainer.metrics import read_metrics
 
 STEPS = 3
 OVERRIDES = [

@@ -22,7 +22,7 @@ def record() -> Record:
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    from cpe.tools.tiny_model import train_tokenizer
+    from cpe.models.tiny import train_tokenizer
 
     return train_tokenizer()
 

@@ -1,7 +1,7 @@
 import csv
 
-from cpe.metrics import MetricsLogger
 from cpe.tools.report import main
+from cpe.trainer.metrics import MetricsLogger
 
 
 def test_report_prints_and_exports(tmp_path, capsys):

@@ -13,7 +13,7 @@ from pathlib import Path
 import ray
 import torch
 
-from cpe.learner.batch import TensorBatch
+from cpe.batch import TensorBatch
 
 
 def get_all(refs: list) -> list:

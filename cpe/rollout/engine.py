@@ -126,12 +126,12 @@ class VLLMEngine:
 
     # -- GPU: vLLM's native NCCL weight transfer (untested here, see nccl_sync) ----
     def init_weight_transfer(self, **init_info: Any) -> None:
-        from cpe.rollout import nccl_sync
+        from cpe.weight_sync import nccl as nccl_sync
 
         nccl_sync.engine_init(self._alive(), **init_info)
 
     def receive_weights(self, metas: list[tuple[str, str, list[int]]], version: int) -> None:
-        from cpe.rollout import nccl_sync
+        from cpe.weight_sync import nccl as nccl_sync
 
         try:
             nccl_sync.engine_receive(self._alive(), metas)

@@ -9,7 +9,7 @@ from statistics import fmean
 import torch
 
 from cpe.algo.grm_parse import DIMENSIONS as GRM_DIMENSIONS
-from cpe.experience import Experience, Sample
+from cpe.trainer.experience import Experience, Sample
 
 # Score fields in the order of Judgement.scores (H, P, N).
 DIMENSIONS = tuple(name for name, _, _ in GRM_DIMENSIONS)

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 
 import torch
 
-CPU_EXTENSION = "cpe.rollout.weight_update.CpuWeightUpdateExtension"
+CPU_EXTENSION = "cpe.weight_sync.cpu_extension.CpuWeightUpdateExtension"
 
 
 class CpuWeightUpdateExtension:

@@ -1,6 +1,6 @@
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from cpe.tools.fixtures import resolve_model_path
+from cpe.models.paths import resolve_model_path
 
 
 def test_smollm2_folder_loads_and_answers():

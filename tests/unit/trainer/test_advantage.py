@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from cpe.advantage import compute_advantages
 from cpe.config import AlgorithmConfig
+from cpe.trainer.advantage import compute_advantages
 
 
 def _batch():

@@ -1,6 +1,6 @@
 """Learner side of the GPU weight sync (NCCL broadcast into vLLM engines).
 
-UNTESTED here (no GPU in CI); pairs with ``cpe.rollout.nccl_sync``. Every policy rank
+UNTESTED here (no GPU in CI); pairs with ``cpe.weight_sync.nccl``. Every policy rank
 calls :meth:`broadcast_weights` (under ZeRO-3 the gather is collective); only rank 0
 joins the learner<->engines NCCL group and sends.
 """
@@ -29,7 +29,7 @@ class NcclSenderMixin:
     def init_weight_sender(self, master_address: str, master_port: int, world_size: int) -> None:
         if self.rank != 0:
             return
-        from cpe.rollout.nccl_sync import NcclWeightSender
+        from cpe.weight_sync.nccl import NcclWeightSender
 
         self._sender = NcclWeightSender(master_address, master_port, world_size)
 

@@ -3,7 +3,7 @@ import json
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from cpe.tools.tiny_model import build_tiny_model
+from cpe.models.tiny import build_tiny_model
 
 
 def test_tiny_model_is_deterministic_and_generates(tmp_path):

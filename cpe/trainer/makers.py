@@ -14,10 +14,10 @@ import torch
 
 from cpe.algo import select_edits
 from cpe.data.records import Record
-from cpe.experience import Experience, Sample
 from cpe.prompts import PromptSet, edit_messages, policy_messages
 from cpe.prompts.chat import to_token_ids
-from cpe.timing import PhaseTimer
+from cpe.trainer.experience import Experience, Sample
+from cpe.trainer.timing import PhaseTimer
 from cpe.types import SamplingSpec
 
 

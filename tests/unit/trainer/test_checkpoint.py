@@ -1,6 +1,6 @@
 import pytest
 
-from cpe.checkpoint import CheckpointManager, read_driver_state, resolve_resume
+from cpe.trainer.checkpoint import CheckpointManager, read_driver_state, resolve_resume
 
 
 def test_only_committed_checkpoints_count(tmp_path):

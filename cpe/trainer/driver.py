@@ -17,23 +17,28 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
-from cpe.advantage import compute_advantages
 from cpe.algo import kl_penalty
-from cpe.checkpoint import CheckpointManager
 from cpe.config import CPEConfig
 from cpe.data.cursor import PromptCursor
-from cpe.experience import Experience, behaviour_logp_for, edit_prompt_tensors, training_tensors
-from cpe.metrics import MetricsLogger
-from cpe.step_metrics import experience_metrics, sample_rows
-from cpe.timing import PhaseTimer
+from cpe.trainer.advantage import compute_advantages
+from cpe.trainer.checkpoint import CheckpointManager
+from cpe.trainer.experience import (
+    Experience,
+    behaviour_logp_for,
+    edit_prompt_tensors,
+    training_tensors,
+)
+from cpe.trainer.metrics import MetricsLogger
+from cpe.trainer.step_metrics import experience_metrics, sample_rows
+from cpe.trainer.timing import PhaseTimer
 
 
 @dataclass
 class Driver:
     cfg: CPEConfig
     maker: object  # PPOMaker | CPEMaker
-    learners: object  # cpe.cluster.learners.LearnerGroup
-    sync: object  # cpe.cluster.weight_sync.WeightSync
+    learners: object  # cpe.learner.group.LearnerGroup
+    sync: object  # cpe.weight_sync.backends.WeightSync
     cursor: PromptCursor
     checkpoints: CheckpointManager
     logger: MetricsLogger

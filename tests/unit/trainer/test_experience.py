@@ -1,7 +1,7 @@
 import torch
 
 from cpe.data.records import Record
-from cpe.experience import (
+from cpe.trainer.experience import (
     Experience,
     Sample,
     behaviour_logp_for,

@@ -1,6 +1,6 @@
 import json
 
-from cpe.metrics import MetricsLogger, read_metrics
+from cpe.trainer.metrics import MetricsLogger, read_metrics
 
 
 def test_metrics_jsonl_and_resume_truncation(tmp_path):

@@ -32,11 +32,11 @@ def resolve_model_path(
     name = path.split(":", 1)[1]
     cache = Path(cache_dir)
     if name == "tiny":
-        from cpe.tools.tiny_model import build_tiny_model
+        from cpe.models.tiny import build_tiny_model
 
         return str(build_tiny_model(cache / "tiny").resolve())
     if name == "smollm2":
-        from cpe.tools.smollm2 import build_smollm2
+        from cpe.models.smollm2 import build_smollm2
 
         return str(build_smollm2(cache / "smollm2-135m-instruct").resolve())
     raise AssertionError(f"fixture {name!r} is listed in FIXTURES but has no builder")

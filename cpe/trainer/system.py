@@ -8,18 +8,18 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cpe.checkpoint import CheckpointManager, read_driver_state, resolve_resume
-from cpe.cluster.learners import LearnerGroup
 from cpe.cluster.placement import Placement
-from cpe.cluster.weight_sync import SYNC_BACKENDS
 from cpe.config import CPEConfig
 from cpe.data.cursor import PromptCursor
 from cpe.data.records import Record
-from cpe.driver import Driver
-from cpe.makers import MAKERS, MakerSettings, Prompter
-from cpe.metrics import MetricsLogger
-from cpe.timing import PhaseTimer
-from cpe.tools.fixtures import resolve_model_path
+from cpe.learner.group import LearnerGroup
+from cpe.models.paths import resolve_model_path
+from cpe.trainer.checkpoint import CheckpointManager, read_driver_state, resolve_resume
+from cpe.trainer.driver import Driver
+from cpe.trainer.makers import MAKERS, MakerSettings, Prompter
+from cpe.trainer.metrics import MetricsLogger
+from cpe.trainer.timing import PhaseTimer
+from cpe.weight_sync.backends import SYNC_BACKENDS
 
 CACHE = Path(".cache").resolve()
 
@@ -90,7 +90,7 @@ class System:
 def _engine_pool(
     placement: Placement, pool: str, cfg: CPEConfig, model_path: str, dtype: str, max_len: int
 ):
-    from cpe.rollout.engine_actor import VLLMEngineActor
+    from cpe.rollout.engine import VLLMEngineActor
     from cpe.rollout.pool import EnginePool
 
     actors = [

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from cpe.experience import pad_sequences
+from cpe.trainer.experience import pad_sequences
 from cpe.types import SamplingSpec
 
 
@@ -73,7 +73,7 @@ class ObjectStoreSync(WeightSync):
 class NcclBroadcastSync(WeightSync):
     """GPU: learner rank 0 and every engine worker share one NCCL group; rank 0
     broadcasts bucket by bucket while the engines receive through vLLM's
-    weight-transfer API (``cpe.rollout.nccl_sync``). Untested here: no GPU in CI."""
+    weight-transfer API (``cpe.weight_sync.nccl``). Untested here: no GPU in CI."""
 
     def __init__(self, *args, tp_size: int = 1, **kwargs):
         super().__init__(*args, **kwargs)

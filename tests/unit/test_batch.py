@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cpe.learner.batch import TensorBatch
+from cpe.batch import TensorBatch
 
 
 def batch(rows=6, length=5, **extra):

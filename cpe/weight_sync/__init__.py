@@ -1,0 +1,1 @@
+"""Pushing learner weights into rollout engines: sender, receivers, backends."""
