@@ -17,7 +17,6 @@ class ModelSpec:
     # An HF model folder, or a fixture built on demand: "fixture:tiny", "fixture:smollm2".
     path: str = MISSING_PATH
     dtype: str = "float32"  # float32 | bfloat16
-    trust_remote_code: bool = False
 
 
 @dataclass
@@ -33,12 +32,12 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     # A JSONL / Parquet file, a saved HF datasets folder, or "bundled:train" / "bundled:eval".
-    train_path: str = "bundled:train"
-    eval_path: str = "bundled:eval"
+    # No default here: the `data` group file supplies it (bundled: "bundled:train"), and a
+    # group that leaves it at ??? must stop start-up instead of inheriting a default.
+    train_path: str = MISSING_PATH
     personas_path: str | None = None
     format: str | None = None  # jsonl | parquet | hf; None = by suffix
     max_train_records: int | None = None
-    max_eval_records: int | None = None
     seed: int = 0
 
 
@@ -50,10 +49,6 @@ class RolloutConfig:
     max_new_tokens: int = 2048
     max_prompt_tokens: int = 2048
     edit_max_new_tokens: int = 2048
-    eval_temperature: float = 0.8
-    # Where the behaviour log-probs (pi_old for originals, mu for edits) come from:
-    # "recompute" = the learner's forward pass, the same computation as pi_theta.
-    behaviour_logprobs: str = "recompute"
     gpu_memory_utilization: float = 0.85
     kv_cache_gib: int = 1  # CPU engines only
     enforce_eager: bool = True
@@ -67,6 +62,9 @@ class OpenAIBackendConfig:
     api_key_env: str = "OPENAI_API_KEY"
     concurrency: int = 8
     timeout_s: float = 120.0
+    # Transport retries inside the openai client (408/409/429/5xx, timeouts, resets;
+    # honours Retry-After). grm.retries only re-asks outputs that did not parse.
+    max_retries: int = 2
 
 
 @dataclass
@@ -80,8 +78,12 @@ class GRMConfig:
     score_temperature: float = 0.0
     max_new_tokens: int = 1024
     max_prompt_tokens: int = 4096  # rubric + persona + question + answer (answer truncated)
+    # Re-asks of outputs that did not parse (transport errors are the backend's own).
     retries: int = 2
     backoff_s: float = 0.5
+    # A score outside [-5, 5] makes the output invalid; True clamps it instead (for GRMs
+    # known to overshoot).
+    clamp_scores: bool = False
     guided_decoding: bool = True
     openai: OpenAIBackendConfig = field(default_factory=OpenAIBackendConfig)
     python_function: str | None = None  # "package.module:function"
@@ -96,12 +98,13 @@ class KLConfig:
 
 @dataclass
 class AlgorithmConfig:
-    mode: str = "cpe"  # cpe | ppo
-    advantage: str = "gae"
+    mode: str = "cpe"  # cpe | ppo  (cpe.trainer.makers.MAKERS)
+    advantage: str = "gae"  # cpe.algo.ADVANTAGE_ESTIMATORS
+    policy_loss: str = "hybrid"  # cpe.algo.POLICY_LOSSES; ppo mode may use "ppo"
     gamma: float = 1.0
     lam: float = 1.0
     whiten_advantages: bool = True
-    selection: str = "random"
+    selection: str = "random"  # cpe.algo.SELECTION_STRATEGIES
     edit_ratio: float = 0.5
     clip_low: float = 0.2
     clip_high: float = 0.2
@@ -144,7 +147,7 @@ class TrainerConfig:
 
 @dataclass
 class PoolConfig:
-    # Rollout/critic pools: `engines` vLLM engines with `devices_per_engine` each.
+    # Rollout/GRM pools: `engines` vLLM engines with `devices_per_engine` each.
     # Learner pools: `ranks` DeepSpeed ranks with `devices_per_rank` each.
     engines: int = 0
     devices_per_engine: int = 1
@@ -155,7 +158,7 @@ class PoolConfig:
 @dataclass
 class PoolsConfig:
     rollout: PoolConfig = field(default_factory=lambda: PoolConfig(engines=1))
-    critic: PoolConfig = field(default_factory=lambda: PoolConfig(engines=1))
+    grm: PoolConfig = field(default_factory=lambda: PoolConfig(engines=1))
     policy: PoolConfig = field(default_factory=lambda: PoolConfig(ranks=1))
     value: PoolConfig = field(default_factory=lambda: PoolConfig(ranks=1))
     reference: PoolConfig = field(default_factory=PoolConfig)
@@ -168,6 +171,9 @@ class ClusterConfig:
     num_nodes: int = 1
     devices_per_node: int = 8  # GPUs per node (gpu) or CPU bundles per node (cpu)
     object_store_mb: int | None = None
+    # How new policy weights reach the rollout engines (cpe.weight_sync.WEIGHT_SYNC_BACKENDS):
+    # object_store (any device; the CPU path) | nccl (GPU: broadcast from learner rank 0).
+    weight_sync: str = "object_store"
     pools: PoolsConfig = field(default_factory=PoolsConfig)
 
 

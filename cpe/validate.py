@@ -12,7 +12,6 @@ DTYPES = ("float32", "bfloat16")
 DEVICES = ("cpu", "gpu")
 LR_SCHEDULES = ("constant", "cosine")
 WANDB_MODES = ("offline", "online", "disabled")
-BEHAVIOUR_LOGPROBS = ("recompute",)
 ZERO_STAGES = (0, 1, 2, 3)
 
 
@@ -98,7 +97,6 @@ def _rollout(cfg: CPEConfig, c: _Checker) -> None:
     c.positive(r.max_new_tokens, "rollout.max_new_tokens")
     c.positive(r.edit_max_new_tokens, "rollout.edit_max_new_tokens")
     c.positive(r.max_prompt_tokens, "rollout.max_prompt_tokens")
-    c.choice(r.behaviour_logprobs, "rollout.behaviour_logprobs", BEHAVIOUR_LOGPROBS)
     c.in_range(r.gpu_memory_utilization, "rollout.gpu_memory_utilization", 0.05, 0.99)
     c.positive(r.kv_cache_gib, "rollout.kv_cache_gib")
 
@@ -134,7 +132,7 @@ def _grm(cfg: CPEConfig, c: _Checker) -> None:
         c.positive(g.openai.concurrency, "grm.openai.concurrency")
         c.positive(g.openai.timeout_s, "grm.openai.timeout_s")
     if g.backend == "vllm":
-        c.positive(cfg.cluster.pools.critic.engines, "cluster.pools.critic.engines")
+        c.positive(cfg.cluster.pools.grm.engines, "cluster.pools.grm.engines")
 
 
 def _algorithm(cfg: CPEConfig, c: _Checker) -> None:
@@ -200,12 +198,12 @@ def _cluster(cfg: CPEConfig, c: _Checker) -> None:
     c.choice(cl.device, "cluster.device", DEVICES)
     c.positive(cl.num_nodes, "cluster.num_nodes")
     c.positive(cl.devices_per_node, "cluster.devices_per_node")
-    if cfg.grm.backend != "vllm" and cl.pools.critic.engines:
+    if cfg.grm.backend != "vllm" and cl.pools.grm.engines:
         c.require(
             False,
-            "cluster.pools.critic.engines",
-            f"is {cl.pools.critic.engines} but grm.backend={cfg.grm.backend!r} needs no "
-            "critic engines: set it to 0",
+            "cluster.pools.grm.engines",
+            f"is {cl.pools.grm.engines} but grm.backend={cfg.grm.backend!r} needs no "
+            "GRM engines: set it to 0",
         )
     c.positive(cl.pools.rollout.engines, "cluster.pools.rollout.engines")
     wanted = pool_devices(cfg)
@@ -223,7 +221,7 @@ def pool_devices(cfg: CPEConfig) -> int:
     p = cfg.cluster.pools
     return (
         p.rollout.engines * p.rollout.devices_per_engine
-        + p.critic.engines * p.critic.devices_per_engine
+        + p.grm.engines * p.grm.devices_per_engine
         + p.policy.ranks * p.policy.devices_per_rank
         + p.value.ranks * p.value.devices_per_rank
         + p.reference.ranks * p.reference.devices_per_rank

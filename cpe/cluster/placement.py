@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from cpe.config import ClusterConfig
 
-ENGINE_POOLS = ("rollout", "critic")
+ENGINE_POOLS = ("rollout", "grm")
 RANK_POOLS = ("policy", "value", "reference")
 
 

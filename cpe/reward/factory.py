@@ -28,7 +28,7 @@ def _vllm(cfg: Any, ctx: BuildContext) -> GRMBackend:
     if ctx.engine_pool is None or ctx.tokenizer is None:
         missing = "engine_pool" if ctx.engine_pool is None else "tokenizer"
         raise GRMError(
-            f"grm.backend='vllm' needs the critic engine pool and the GRM tokenizer; got no {missing}"
+            f"grm.backend='vllm' needs the GRM engine pool and the GRM tokenizer; got no {missing}"
         )
     return VLLMBackend(
         ctx.engine_pool,

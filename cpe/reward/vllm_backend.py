@@ -1,4 +1,4 @@
-"""A GRM served by in-process vLLM engines (the critic pool).
+"""A GRM served by in-process vLLM engines (the GRM pool, cluster.pools.grm).
 
 Works over any object with ``generate(prompt_ids, spec) -> list[list[Generation]]``
 (the engine pool). Prompts are the rubric chat from :func:`cpe.prompts.grm_messages`

@@ -67,7 +67,7 @@ def init_ray(cfg: CPEConfig) -> bool:
 class System:
     placement: Placement
     rollout: object
-    critic: object | None
+    grm_pool: object | None
     learners: LearnerGroup
     started_ray: bool
     engines: list = field(default_factory=list)
@@ -75,7 +75,7 @@ class System:
     def shutdown(self) -> None:
         import ray
 
-        for pool in (self.rollout, self.critic):
+        for pool in (self.rollout, self.grm_pool):
             if pool is not None:
                 try:
                     pool.shutdown()
@@ -207,21 +207,21 @@ def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple
         cfg.model.policy.dtype,
         max(r.max_prompt_tokens + r.max_new_tokens, edit_prompt_budget + r.edit_max_new_tokens),
     )
-    critic = None
+    grm_pool = None
     if cfg.grm.backend == "vllm":
-        critic = _engine_pool(
+        grm_pool = _engine_pool(
             placement,
-            "critic",
+            "grm",
             cfg,
             paths["grm"],
             cfg.model.grm.dtype,
             cfg.grm.max_prompt_tokens + cfg.grm.max_new_tokens,
         )
     learners = _learner_group(placement, cfg, paths["policy"], paths["value"], total_steps)
-    system = System(placement, rollout, critic, learners, started_ray)
+    system = System(placement, rollout, grm_pool, learners, started_ray)
     grm = build_grm(
         cfg.grm,
-        engine_pool=critic,
+        engine_pool=grm_pool,
         tokenizer=AutoTokenizer.from_pretrained(paths["grm"]),
         prompts=prompts,
         max_prompt_tokens=cfg.grm.max_prompt_tokens,

@@ -27,7 +27,7 @@ def test_mean_reward_rises_with_a_rule_critic(
         tmp_path,
         "grm=python",
         "grm.python_function=cpe.reward.rules:letter_reward",
-        "cluster.pools.critic.engines=0",
+        "cluster.pools.grm.engines=0",
         f"trainer.total_steps={STEPS}",
         f"trainer.save_every={STEPS}",
         "rollout.n=4",

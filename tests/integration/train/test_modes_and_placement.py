@@ -17,7 +17,7 @@ def test_ppo_mode_trains_without_critiques_or_edits(
         "algorithm=ppo",
         "grm=python",
         "grm.python_function=cpe.reward.rules:letter_reward",
-        "cluster.pools.critic.engines=0",
+        "cluster.pools.grm.engines=0",
         "trainer.total_steps=2",
         "trainer.save_every=2",
     )
@@ -42,6 +42,6 @@ def test_cluster_too_small_fails_naming_the_shortfall(ray_session, tiny_config, 
     )
     with pytest.raises(
         ClusterTooSmall,
-        match=r"CPU: the pools need 11 \(rollout=1, critic=1, policy=8, value=1\) but the cluster has 8",
+        match=r"CPU: the pools need 11 \(rollout=1, grm=1, policy=8, value=1\) but the cluster has 8",
     ):
         Placement(cfg.cluster).create()

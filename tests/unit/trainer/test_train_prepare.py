@@ -18,7 +18,7 @@ def test_bad_training_file_is_reported_before_anything_starts(tmp_path):
         '{"id": "a", "question": "q", "persona": {"x": 1}}\n{"id": "b", "question": "", "persona": {}}\n'
     )
     with pytest.raises(DataError) as info:
-        prepare(_cfg(tmp_path, "data=jsonl", f"data.train_path={bad}", f"data.eval_path={bad}"))
+        prepare(_cfg(tmp_path, "data=jsonl", f"data.train_path={bad}"))
     assert f"{bad}:2: field 'question'" in str(info.value)
 
 
