@@ -16,47 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from cpe.compose import CONF_DIR, one_line_error, to_typed
 from cpe.config import CPEConfig
-from cpe.data import DataError, load_bundled, load_records
+from cpe.data import DataError
 from cpe.data.records import Record
-from cpe.models.paths import check_model_path
+from cpe.trainer.preflight import prepare, total_steps
 from cpe.validate import validate
-
-
-def load_split(
-    path: str, personas_path: str | None, fmt: str | None, limit: int | None
-) -> list[Record]:
-    if path.startswith("bundled:"):
-        records = load_bundled(path.split(":", 1)[1])
-    else:
-        records = load_records(path, personas_path=personas_path, fmt=fmt)
-    return records[:limit] if limit else records
-
-
-def total_steps(cfg: CPEConfig, num_records: int) -> int:
-    if cfg.trainer.total_steps is not None:
-        return cfg.trainer.total_steps
-    return max(1, cfg.trainer.epochs * (num_records // cfg.trainer.rollout_batch_prompts))
-
-
-def prepare(cfg: CPEConfig) -> list[Record]:
-    """The cheap checks: data readable and valid, run folder usable. Seconds, no Ray."""
-    data = cfg.data
-    train = load_split(data.train_path, data.personas_path, data.format, data.max_train_records)
-    if len(train) < cfg.trainer.rollout_batch_prompts:
-        raise ValueError(
-            f"data.train_path has {len(train)} records, fewer than "
-            f"trainer.rollout_batch_prompts={cfg.trainer.rollout_batch_prompts}"
-        )
-    run_dir = Path(cfg.logging.run_dir)
-    if cfg.trainer.resume == "never" and (run_dir / "metrics.jsonl").exists():
-        raise ValueError(
-            f"logging.run_dir={str(run_dir)!r} already holds a run and trainer.resume=never would "
-            "overwrite its metrics: pick a new logging.run_dir or use trainer.resume=auto"
-        )
-    for role in ("policy", "grm", "value", "reference"):
-        if getattr(cfg.model, role) is not None:
-            check_model_path(getattr(cfg.model, role).path, f"model.{role}.path")
-    return train
 
 
 def run(cfg: CPEConfig, train: list[Record] | None = None) -> Path:

@@ -19,7 +19,7 @@ from cpe.trainer.driver import Driver
 from cpe.trainer.makers import MAKERS, MakerSettings, Prompter
 from cpe.trainer.metrics import MetricsLogger
 from cpe.trainer.timing import PhaseTimer
-from cpe.weight_sync.backends import SYNC_BACKENDS
+from cpe.weight_sync.backends import WEIGHT_SYNC_BACKENDS
 
 CACHE = Path(".cache").resolve()
 
@@ -250,7 +250,7 @@ def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple
         if cfg.cluster.device == "gpu"
         else {}
     )
-    sync = SYNC_BACKENDS[cfg.cluster.device](
+    sync = WEIGHT_SYNC_BACKENDS[cfg.cluster.weight_sync](
         learners,
         rollout,
         [prompter.policy_ids(rec) for rec in train[:2]],

@@ -112,4 +112,4 @@ class NcclBroadcastSync(WeightSync):
         self._ready = True
 
 
-SYNC_BACKENDS = {"cpu": ObjectStoreSync, "gpu": NcclBroadcastSync}
+WEIGHT_SYNC_BACKENDS = {"object_store": ObjectStoreSync, "nccl": NcclBroadcastSync}

@@ -24,7 +24,7 @@ def tiny_config():
 
 
 def _train(cfg, steps: int) -> None:
-    from cpe.train import load_split
+    from cpe.trainer.preflight import load_split
     from cpe.trainer.system import build_driver
 
     driver, system = build_driver(cfg, load_split("bundled:train", None, None, None), steps)

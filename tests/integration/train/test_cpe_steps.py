@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from cpe.algo import edit_budget
-from cpe.train import load_split
+from cpe.trainer.preflight import load_split
 from cpe.trainer.system import build_driver
 from cpe.types import SamplingSpec
 

@@ -5,7 +5,7 @@ import pytest
 
 from cpe.compose import load_config
 from cpe.data import DataError
-from cpe.train import prepare
+from cpe.trainer.preflight import prepare
 
 
 def _cfg(tmp_path, *overrides):
