@@ -1,4 +1,6 @@
-"""The tensor batch the learners train on.
+"""The tensor batch of one step: built by the driver from the maker's samples, filled
+with log-probs, values and advantages, trained on by the learners and read back for
+metrics. The one form a step's tensors take; every field is named here once.
 
 Rows are whole sequences (prompt + response), right-padded to one length ``L``.
 Per-token tensors are aligned with ``input_ids`` positions: the value at position
@@ -13,7 +15,15 @@ from dataclasses import dataclass, fields, replace
 import torch
 
 # [b, L] float tensors aligned with input_ids; None when absent.
-TOKEN_FIELDS = ("old_logp", "behaviour_logp", "ref_logp", "advantages", "returns", "old_values")
+TOKEN_FIELDS = (
+    "old_logp",
+    "behaviour_logp",
+    "ref_logp",
+    "kl",
+    "advantages",
+    "returns",
+    "old_values",
+)
 # [b] tensors; None when absent.
 ROW_FIELDS = ("rewards", "pair_ids", "group_ids")
 
@@ -27,6 +37,7 @@ class TensorBatch:
     old_logp: torch.Tensor | None = None
     behaviour_logp: torch.Tensor | None = None
     ref_logp: torch.Tensor | None = None
+    kl: torch.Tensor | None = None  # per-token KL(pi_old || ref) on response tokens
     advantages: torch.Tensor | None = None
     returns: torch.Tensor | None = None
     old_values: torch.Tensor | None = None
@@ -49,6 +60,22 @@ class TensorBatch:
             if value is not None and tuple(value.shape) != shape[:1]:
                 raise ValueError(f"{name} must have shape {shape[:1]}, got {tuple(value.shape)}")
 
+    @classmethod
+    def from_sequences(
+        cls, prompts: list[list[int]], responses: list[list[int]], pad_id: int
+    ) -> TensorBatch:
+        """Right-padded ``prompt + response`` rows; ``response_mask`` marks the response."""
+        length = max(len(p) + len(r) for p, r in zip(prompts, responses, strict=True))
+        rows = len(prompts)
+        input_ids = torch.full((rows, length), pad_id, dtype=torch.long)
+        attention = torch.zeros((rows, length), dtype=torch.long)
+        response = torch.zeros((rows, length), dtype=torch.float32)
+        for i, (p, r) in enumerate(zip(prompts, responses, strict=True)):
+            input_ids[i, : len(p) + len(r)] = torch.tensor(p + r, dtype=torch.long)
+            attention[i, : len(p) + len(r)] = 1
+            response[i, len(p) : len(p) + len(r)] = 1.0
+        return cls(input_ids, attention, response, torch.zeros(rows, dtype=torch.bool))
+
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
@@ -60,6 +87,19 @@ class TensorBatch:
 
     def _map(self, fn) -> TensorBatch:
         return replace(self, **{name: fn(t) for name, t in self.tensors().items()})
+
+    def select(self, index: torch.Tensor) -> TensorBatch:
+        """The rows at ``index`` (a permutation, a subset or repeats), in that order."""
+        return self._map(lambda t: t[index])
+
+    def padded_to_multiple(self, ranks: int) -> TensorBatch:
+        """Forward-only passes may see any row count: repeat the last row up to a
+        multiple of ``ranks`` (callers drop the extra rows from the results)."""
+        extra = (-len(self)) % ranks
+        if not extra:
+            return self
+        last = torch.full((extra,), len(self) - 1, dtype=torch.long)
+        return self.select(torch.cat([torch.arange(len(self)), last]))
 
     def rows(self, start: int, stop: int) -> TensorBatch:
         return self._map(lambda t: t[start:stop])
@@ -103,3 +143,13 @@ class TensorBatch:
         return replace(
             first, **{n: torch.cat([getattr(b, n) for b in batches]) for n in first.tensors()}
         )
+
+
+@dataclass
+class ForwardPasses:
+    """What the learners compute on a step's batch before the update."""
+
+    old_logp: torch.Tensor  # [b, L] pi_old on the batch (original prompts)
+    old_values: torch.Tensor  # [b, L] V
+    ref_logp: torch.Tensor | None = None  # [b, L] reference policy, when one is configured
+    edit_logp: torch.Tensor | None = None  # [e, L'] the edits under their edit prompts (mu)

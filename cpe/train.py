@@ -7,17 +7,22 @@ learners start (minutes). A bad setting never costs a cluster start-up.
 from __future__ import annotations
 
 import json
+import logging
+import signal
 import sys
 import time
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from cpe.compose import CONF_DIR, one_line_error, to_typed
 from cpe.config import CPEConfig
 from cpe.data import DataError
 from cpe.data.records import Record
+from cpe.logs import error_banner, explain_once, interrupted_message, quiet_third_party
+from cpe.trainer.checkpoint import CheckpointManager
 from cpe.trainer.preflight import prepare, total_steps
 from cpe.validate import validate
 
@@ -34,6 +39,10 @@ def run(cfg: CPEConfig, train: list[Record] | None = None) -> Path:
     driver, system = build_driver(cfg, train, total_steps(cfg, len(train)))
     try:
         driver.fit()
+    except KeyboardInterrupt:
+        # A second Ctrl-C must not break the clean-up below (and print a second traceback).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise
     finally:
         driver.logger.close()
         system.shutdown()
@@ -59,12 +68,24 @@ def main(dcfg: DictConfig) -> None:
     except Exception as exc:  # noqa: BLE001 - report one actionable line, no traceback
         print(f"config error: {one_line_error(exc)}", file=sys.stderr)
         sys.exit(2)
+    quiet_third_party(cfg.cluster.device)
+    explain_once(cfg.cluster.device)
     try:
         train = prepare(cfg)
     except (DataError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    run(cfg, train)
+    try:
+        run(cfg, train)
+    except KeyboardInterrupt:
+        latest = CheckpointManager(cfg.logging.run_dir).latest()
+        overrides = list(HydraConfig.get().overrides.task)
+        print(interrupted_message(cfg.logging.run_dir, latest, overrides), file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
+        logging.getLogger("cpe").exception("fatal error")
+        print(error_banner(exc), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

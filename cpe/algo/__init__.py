@@ -3,13 +3,34 @@
 Imports only torch and the standard library, so it is safe to use anywhere.
 """
 
-from cpe.algo.advantages import gae, grpo_advantages
+from cpe.algo.advantages import (
+    ADVANTAGE_ESTIMATORS,
+    AdvantageInputs,
+    estimate_advantages,
+    gae,
+    gae_estimator,
+    grpo_advantages,
+    grpo_estimator,
+)
 from cpe.algo.grm_parse import Judgement, final_score, parse_grm_output
 from cpe.algo.kl import KL_ESTIMATORS, kl_penalty, last_valid_index, token_level_rewards
-from cpe.algo.losses import hybrid_policy_loss, ppo_clip_loss, value_loss
+from cpe.algo.losses import (
+    POLICY_LOSSES,
+    hybrid_policy_loss,
+    ppo_clip_loss,
+    ppo_policy_loss,
+    value_loss,
+)
 from cpe.algo.masking import masked_mean, masked_var, masked_whiten
-from cpe.algo.registry import ADVANTAGE_ESTIMATORS, POLICY_LOSSES, REGISTRIES, get
-from cpe.algo.selection import SELECTION_STRATEGIES, edit_budget, per_group_quota, select_edits
+from cpe.algo.registry import REGISTRIES, get
+from cpe.algo.selection import (
+    SELECTION_STRATEGIES,
+    SelectionStrategy,
+    edit_budget,
+    per_group_quota,
+    select_edits,
+    trim_to_multiple,
+)
 
 __all__ = [
     "ADVANTAGE_ESTIMATORS",
@@ -17,12 +38,17 @@ __all__ = [
     "POLICY_LOSSES",
     "REGISTRIES",
     "SELECTION_STRATEGIES",
+    "AdvantageInputs",
     "Judgement",
+    "SelectionStrategy",
     "edit_budget",
+    "estimate_advantages",
     "final_score",
     "gae",
+    "gae_estimator",
     "get",
     "grpo_advantages",
+    "grpo_estimator",
     "hybrid_policy_loss",
     "kl_penalty",
     "last_valid_index",
@@ -32,7 +58,9 @@ __all__ = [
     "parse_grm_output",
     "per_group_quota",
     "ppo_clip_loss",
+    "ppo_policy_loss",
     "select_edits",
     "token_level_rewards",
+    "trim_to_multiple",
     "value_loss",
 ]

@@ -1,12 +1,19 @@
-"""Advantage estimators: token-level GAE with a critic, and group-relative (GRPO) scores."""
+"""Advantage estimators: token-level GAE with a critic, and group-relative (GRPO) scores.
+
+``gae`` and ``grpo_advantages`` are the raw formulas; :data:`ADVANTAGE_ESTIMATORS`
+maps ``algorithm.advantage`` to estimators with one signature
+(:class:`AdvantageInputs` -> advantages, returns), which is what the trainer calls.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 
-from cpe.algo.masking import check_same_shape, masked_mean, masked_whiten
-
-__all__ = ["gae", "grpo_advantages", "masked_mean", "masked_whiten"]
+from cpe.algo.kl import token_level_rewards
+from cpe.algo.masking import check_same_shape, masked_whiten
 
 
 @torch.no_grad()
@@ -70,3 +77,61 @@ def grpo_advantages(
         centred = centred / (group_std[inverse] + eps)
     has_peers = counts[inverse] > 1
     return torch.where(has_peers, centred, torch.zeros_like(centred))
+
+
+@dataclass(frozen=True)
+class AdvantageInputs:
+    """One batch as an estimator sees it. Rows whose ``mask`` is all zero (an invalid
+    GRM result) get zero advantages and returns and enter no statistic."""
+
+    rewards: torch.Tensor  # [b] sequence rewards
+    values: torch.Tensor  # [b, L] V on response tokens
+    mask: torch.Tensor  # [b, L] valid response tokens
+    group_ids: torch.Tensor  # [b] prompt of each row
+    kl: torch.Tensor | None = None  # [b, L] per-token KL, subtracted from the reward
+    kl_coef: float = 0.0
+    gamma: float = 1.0
+    lam: float = 1.0
+
+    def valid_rows(self) -> torch.Tensor:
+        return self.mask.sum(dim=1) > 0
+
+
+Estimator = Callable[[AdvantageInputs], tuple[torch.Tensor, torch.Tensor]]
+
+
+def gae_estimator(x: AdvantageInputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reward on the last response token (minus ``kl_coef * kl``), learned values,
+    GAE(gamma, lambda)."""
+    rows = x.valid_rows()
+    adv, ret = torch.zeros_like(x.mask), torch.zeros_like(x.mask)
+    if rows.any():
+        kl = None if x.kl is None else x.kl[rows]
+        rewards = token_level_rewards(
+            x.rewards[rows], x.mask[rows], kl=kl, kl_coef=x.kl_coef if kl is not None else 0.0
+        )
+        adv[rows], ret[rows] = gae(rewards, x.values[rows], x.mask[rows], x.gamma, x.lam)
+    return adv, ret
+
+
+def grpo_estimator(x: AdvantageInputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's reward normalised within its prompt group, on every response token."""
+    rows = x.valid_rows()
+    scores = torch.zeros(x.mask.shape[0], dtype=x.mask.dtype)
+    if rows.any():
+        scores[rows] = grpo_advantages(x.rewards[rows], x.group_ids[rows]).to(x.mask.dtype)
+    adv = scores[:, None] * x.mask
+    return adv, adv + x.values * x.mask
+
+
+ADVANTAGE_ESTIMATORS: dict[str, Estimator] = {"gae": gae_estimator, "grpo": grpo_estimator}
+
+
+def estimate_advantages(
+    estimator: Estimator, x: AdvantageInputs, whiten: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(advantages, returns); advantages whitened over all valid tokens when asked."""
+    adv, ret = estimator(x)
+    if whiten and x.mask.sum() >= 2:
+        adv = masked_whiten(adv, x.mask)
+    return adv, ret

@@ -6,6 +6,8 @@ Every loss is a token-mean over the valid tokens it is given and returns
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from cpe.algo.masking import check_same_shape, masked_mean, masked_sum
@@ -129,6 +131,30 @@ def hybrid_policy_loss(
         "edit/capped_frac": _scalar(masked_mean(capped.to(logp.dtype), edit_mask)),
     }
     return loss, metrics
+
+
+def ppo_policy_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    behaviour_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    is_edit: torch.Tensor,
+    clip_low: float = 0.2,
+    clip_high: float = 0.2,
+    edit_ratio_cap: float | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Plain PPO under the policy-loss signature: every row is on-policy, so a batch
+    with edited rows is refused (they need the off-policy term of the hybrid loss)."""
+    if bool(is_edit.bool().any()):
+        raise ValueError("algorithm.policy_loss=ppo has no off-policy term for edited rows")
+    return ppo_clip_loss(logp, old_logp, advantages, mask, clip_low, clip_high)
+
+
+PolicyLoss = Callable[..., tuple[torch.Tensor, dict[str, float]]]
+# algorithm.policy_loss -> loss; one signature:
+# (logp, old_logp, behaviour_logp, advantages, mask, is_edit, clip_low, clip_high, edit_ratio_cap)
+POLICY_LOSSES: dict[str, PolicyLoss] = {"ppo": ppo_policy_loss, "hybrid": hybrid_policy_loss}
 
 
 def value_loss(

@@ -109,12 +109,35 @@ def select_conditional_strict(pool: EditPool) -> list[int]:
     return _select_by_gain(pool, strict=True)
 
 
-SELECTION_STRATEGIES: dict[str, Callable[[EditPool], list[int]]] = {
-    "random": select_random,
-    "reward_rank": select_reward_rank,
-    "conditional": select_conditional,
-    "conditional_strict": select_conditional_strict,
+def _random_priority(pool: EditPool) -> list[float]:
+    return torch.rand(len(pool.reward_edit), generator=pool.generator).tolist()
+
+
+@dataclass(frozen=True)
+class SelectionStrategy:
+    """How to pick edits, and what the pick ranks by: when the count must be rounded
+    down to a multiple of the divisor, the lowest-priority picks go first."""
+
+    select: Callable[[EditPool], list[int]]
+    priority: Callable[[EditPool], list[float]]
+
+
+SELECTION_STRATEGIES: dict[str, SelectionStrategy] = {
+    "random": SelectionStrategy(select_random, _random_priority),
+    "reward_rank": SelectionStrategy(select_reward_rank, lambda pool: pool.reward_edit.tolist()),
+    "conditional": SelectionStrategy(select_conditional, EditPool.gain),
+    "conditional_strict": SelectionStrategy(select_conditional_strict, EditPool.gain),
 }
+
+
+def trim_to_multiple(chosen: list[int], priority: list[float], divisor: int) -> list[int]:
+    """Drop the lowest-priority picks (ties: the higher index) until the count divides
+    by ``divisor``: shards of the batch must be equal on every learner rank."""
+    excess = len(chosen) % divisor
+    if not excess:
+        return chosen
+    dropped = set(sorted(chosen, key=lambda i: (priority[i], -i))[:excess])
+    return [i for i in chosen if i not in dropped]
 
 
 def _check_pool(
@@ -155,12 +178,13 @@ def select_edits(
     divisor: int,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Sorted ``LongTensor`` of edit-pool indices chosen by ``strategy``.
+    """Sorted ``LongTensor`` of edit-pool indices chosen by ``strategy``; its length
+    is a multiple of ``divisor``.
 
     K = ``edit_budget(ratio, B, n, divisor)`` with B = len(reward_orig) / n. For
     ``random`` only validity matters, so a caller may pass zeros to select before scoring.
     """
-    pick = choose(SELECTION_STRATEGIES, strategy, "selection strategy")
+    chosen_strategy = choose(SELECTION_STRATEGIES, strategy, "selection strategy")
     num_prompts = _check_pool(reward_orig, reward_edit, pair_ids, group_ids, n)
     pool = EditPool(
         reward_orig=reward_orig.double(),
@@ -171,5 +195,10 @@ def select_edits(
         budget=edit_budget(ratio, num_prompts, n, divisor),
         generator=generator,
     )
-    chosen = pick(pool)
+    chosen = chosen_strategy.select(pool)
+    # Fewer valid edits than K (or the strict filter) can leave a count that does not
+    # divide over the learner ranks. The priority is computed only then: the random
+    # strategy's draws stay exactly those of an untrimmed selection otherwise.
+    if len(chosen) % divisor:
+        chosen = trim_to_multiple(chosen, chosen_strategy.priority(pool), divisor)
     return torch.tensor(sorted(chosen), dtype=torch.long)

@@ -130,3 +130,18 @@ class Placement:
         for group in self._groups.values():
             remove_placement_group(group)
         self._groups.clear()
+
+
+def rank0_address(placement: Placement, pool: str) -> tuple[str, int]:
+    """IP and a free port on the node of the pool's bundle 0 (where rank 0 will live):
+    the rendezvous address of that pool's torch.distributed group."""
+    import ray
+
+    from cpe.learner.dist import free_port, node_ip
+
+    @ray.remote(num_cpus=0)
+    def probe() -> tuple[str, int]:
+        return node_ip(), free_port("0.0.0.0")
+
+    options = {**placement.options_for(pool, 0), "num_cpus": 0, "num_gpus": 0}
+    return ray.get(probe.options(**options).remote())

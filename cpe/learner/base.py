@@ -17,6 +17,8 @@ from cpe.config import AlgorithmConfig, LearnerConfig
 from cpe.learner.dist import backend_for, init_distributed
 from cpe.learner.ds_config import build_ds_config, lr_scheduler_factory, uses_bf16
 from cpe.learner.metrics import MetricAccumulator
+from cpe.logs import quiet_third_party
+from cpe.weight_sync.sender import WeightSender
 
 CHECKPOINT_TAG = "state"
 CLIENT_KEY = "cpe_client_state"
@@ -40,7 +42,7 @@ def load_model_config(model_path: str):
     return config
 
 
-class DeepSpeedWorker:
+class DeepSpeedWorker(WeightSender):
     role = "actor"
 
     def __init__(
@@ -57,6 +59,7 @@ class DeepSpeedWorker:
         total_optimizer_steps: int | None = None,
         ds_overrides: dict | None = None,
     ) -> None:
+        quiet_third_party(device)
         torch.set_num_threads(1)
         self.rank, self.world_size = rank, world_size
         self.model_path = str(model_path)
@@ -166,23 +169,6 @@ class DeepSpeedWorker:
         # named_parameters() lists a tied weight once (under its first name), as HF saves it.
         return list(self.engine.module.named_parameters())
 
-    def export_buckets(self, bucket_mb: int = 64) -> list[list[tuple[str, torch.Tensor]]]:
-        """Full (gathered) parameters by HF name, in buckets of about ``bucket_mb`` MiB.
-
-        A collective under ZeRO-3: every rank must call it; rank 0 gets the buckets,
-        the others ``[]``.
-        """
-        import deepspeed
-
-        zero3 = self.zero_stage == 3
-        out = []
-        for bucket in plan_buckets(self._named_parameters(), bucket_mb * 1024**2):
-            params = [p for _, p in bucket]
-            with deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=zero3):
-                if self.rank == 0:
-                    out.append([(n, p.data.detach().to("cpu", copy=True)) for n, p in bucket])
-        return out
-
     def num_params(self) -> int:
         return sum(getattr(p, "ds_numel", p.numel()) for _, p in self._named_parameters())
 
@@ -223,23 +209,6 @@ class DeepSpeedWorker:
 
         if tdist.is_initialized():
             tdist.destroy_process_group()
-
-
-def plan_buckets(
-    named: list[tuple[str, torch.nn.Parameter]], bucket_bytes: int
-) -> list[list[tuple[str, torch.nn.Parameter]]]:
-    """Consecutive groups of parameters of at most ``bucket_bytes`` (full, not partitioned
-    sizes); a parameter larger than that gets a bucket of its own."""
-    buckets: list[list[tuple[str, torch.nn.Parameter]]] = [[]]
-    size = 0
-    for name, param in named:
-        nbytes = getattr(param, "ds_numel", param.numel()) * param.element_size()
-        if buckets[-1] and size + nbytes > bucket_bytes:
-            buckets.append([])
-            size = 0
-        buckets[-1].append((name, param))
-        size += nbytes
-    return [b for b in buckets if b]
 
 
 def checkpoint_exists(directory: str | Path) -> bool:

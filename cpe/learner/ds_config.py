@@ -6,8 +6,7 @@ Pure functions: no DeepSpeed import, so they are unit-testable anywhere.
 from __future__ import annotations
 
 import copy
-import math
-from collections.abc import Callable
+import warnings
 from typing import Any
 
 from cpe.config import LearnerConfig
@@ -88,37 +87,37 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def lr_factor(cfg: LearnerConfig, total_steps: int | None = None) -> Callable[[int], float]:
-    """Multiplier of the base lr for the optimizer step with index ``step`` (0-based).
-
-    Linear warmup over ``warmup_steps`` (step 0 already gets 1/warmup), then constant or a
-    cosine decay to 0 at ``total_steps``.
-    """
-    warmup = max(0, cfg.warmup_steps)
-    if cfg.lr_schedule not in ("constant", "cosine"):
-        raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}")
-    if cfg.lr_schedule == "cosine" and not total_steps:
-        raise ValueError("lr_schedule=cosine needs the total number of optimizer steps")
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        if cfg.lr_schedule == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return factor
-
-
 def lr_scheduler_factory(cfg: LearnerConfig, total_steps: int | None = None):
     """A callable ``optimizer -> LambdaLR`` for ``deepspeed.initialize(lr_scheduler=...)``;
-    DeepSpeed steps it once per optimizer step and saves it in its checkpoints."""
-    factor = lr_factor(cfg, total_steps)
+    DeepSpeed steps it once per optimizer step and saves it in its checkpoints.
+
+    Linear warmup over ``warmup_steps`` (step 0 already gets 1/warmup), then constant or a
+    cosine decay to 0 at ``total_steps`` (held at 0 after). transformers' schedules give
+    their step 0 a factor of 0, so the scheduler is stepped once when built: optimizer
+    step ``s`` runs at their factor for ``s + 1``. For the cosine, that is their
+    warmup-stable-decay with a one-step stable phase (plain "cosine" would swing back up
+    after ``total_steps``).
+    """
+    warmup = max(0, cfg.warmup_steps)
+    if cfg.lr_schedule == "constant":
+        name, kwargs = "constant_with_warmup", None
+    elif cfg.lr_schedule == "cosine":
+        if not total_steps:
+            raise ValueError("lr_schedule=cosine needs the total number of optimizer steps")
+        decay = max(1, total_steps - warmup)
+        name, kwargs = "warmup_stable_decay", {"num_stable_steps": 1, "num_decay_steps": decay}
+    else:
+        raise ValueError(f"unknown lr_schedule {cfg.lr_schedule!r}")
 
     def build(optimizer):
-        from torch.optim.lr_scheduler import LambdaLR
+        from transformers import get_scheduler
 
-        return LambdaLR(optimizer, factor)
+        scheduler = get_scheduler(
+            name, optimizer, num_warmup_steps=warmup, scheduler_specific_kwargs=kwargs
+        )
+        with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()"
+            warnings.simplefilter("ignore", UserWarning)
+            scheduler.step()
+        return scheduler
 
     return build

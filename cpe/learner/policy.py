@@ -9,7 +9,6 @@ from cpe.batch import TensorBatch
 from cpe.learner.base import DeepSpeedWorker
 from cpe.learner.hf_io import save_hf_folder
 from cpe.learner.tokens import token_entropy, token_logprobs
-from cpe.weight_sync.sender import NcclSenderMixin
 
 
 def token_weights(batch: TensorBatch) -> dict[str, float]:
@@ -23,7 +22,7 @@ def token_weights(batch: TensorBatch) -> dict[str, float]:
     }
 
 
-class PolicyWorker(NcclSenderMixin, DeepSpeedWorker):
+class PolicyWorker(DeepSpeedWorker):
     role = "actor"
 
     def build_module(self, config, torch_dtype: torch.dtype) -> torch.nn.Module:

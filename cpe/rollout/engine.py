@@ -1,4 +1,5 @@
-"""One vLLM engine behind typed methods; a Ray actor when wrapped with ``ray.remote``.
+"""One vLLM engine behind typed methods; a Ray actor when wrapped with ``ray.remote``
+(the system wiring does that, so importing this module needs no Ray).
 
 Prompts arrive as token ids (the driver applies chat templates). Weight updates
 arrive in buckets of ``(HF name, tensor)`` pairs; ``update_weights`` may be called
@@ -9,50 +10,27 @@ model; a local caller gets an error if it tries.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
+from cpe.logs import quiet_third_party
 from cpe.rollout import vllm_adapter as va
+from cpe.rollout.settings import EngineSettings
 from cpe.types import Generation, SamplingSpec
 
 
 class VLLMEngine:
-    def __init__(
-        self,
-        model_path: str,
-        *,
-        dtype: str = "auto",
-        seed: int = 0,
-        device: str = "cpu",
-        max_model_len: int = 2048,
-        kv_cache_gib: float = 1.0,
-        gpu_memory_utilization: float = 0.9,
-        enforce_eager: bool = True,
-        tensor_parallel_size: int = 1,
-        weight_transfer_backend: str | None = None,
-    ) -> None:
+    def __init__(self, settings: EngineSettings) -> None:
+        quiet_third_party(settings.device)
         started = time.perf_counter()
-        self.model_path = model_path
-        self.device = device
+        self.settings = settings
         self.weight_version = 0
         self._updating = False
         self._broken: str | None = None
-        self._llm = va.make_llm(
-            model_path,
-            dtype=dtype,
-            seed=seed,
-            device=device,
-            max_model_len=max_model_len,
-            kv_cache_gib=kv_cache_gib,
-            gpu_memory_utilization=gpu_memory_utilization,
-            enforce_eager=enforce_eager,
-            tensor_parallel_size=tensor_parallel_size,
-            weight_transfer_backend=weight_transfer_backend,
-        )
+        self._llm = va.make_llm(settings)
         self.startup_s = time.perf_counter() - started
 
     # -- generation -------------------------------------------------------------
@@ -146,8 +124,8 @@ class VLLMEngine:
     def health(self) -> dict:
         return {
             "alive": self._llm is not None,
-            "model_path": self.model_path,
-            "device": self.device,
+            "model_path": self.settings.model_path,
+            "device": self.settings.device,
             "weight_version": self.weight_version,
             "updating": self._updating,
             "broken": self._broken,
@@ -182,17 +160,3 @@ class VLLMEngine:
             va.worker_rpc(self._llm, "cpe_finish_weight_update", strict=False)
         except Exception:
             pass
-
-
-@functools.cache
-def _remote_class():
-    import ray
-
-    return ray.remote(VLLMEngine)
-
-
-def __getattr__(name: str):
-    # `VLLMEngineActor` is built on first use so importing this module needs no Ray.
-    if name == "VLLMEngineActor":
-        return _remote_class()
-    raise AttributeError(name)

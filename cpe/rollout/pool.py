@@ -38,7 +38,11 @@ class EnginePool:
     def generate(
         self, prompt_ids: Sequence[Sequence[int]], spec: SamplingSpec
     ) -> list[list[Generation]]:
-        return self._scatter("generate", prompt_ids, spec)
+        refs = [
+            actor.generate.remote(list(prompt_ids[a:b]), spec)
+            for actor, (a, b) in self._chunks(len(prompt_ids))
+        ]
+        return _concat(self._get(refs))
 
     def token_logprobs(
         self, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]]
@@ -74,13 +78,6 @@ class EnginePool:
 
     def shutdown(self) -> None:
         self._get([a.shutdown.remote() for a in self.actors])
-
-    def _scatter(self, method: str, items: Sequence[Any], *args: Any) -> list[Any]:
-        refs = [
-            getattr(actor, method).remote(list(items[a:b]), *args)
-            for actor, (a, b) in self._chunks(len(items))
-        ]
-        return _concat(self._get(refs))
 
     def _chunks(self, n_items: int) -> list[tuple[Any, tuple[int, int]]]:
         # Engines with nothing to do are skipped, not called with an empty list.

@@ -21,60 +21,57 @@ from array import array
 from collections.abc import Sequence
 from typing import Any
 
+from cpe.rollout.settings import EngineSettings
 from cpe.types import Generation, SamplingSpec
 from cpe.weight_sync.cpu_extension import CPU_EXTENSION
 
 LOGPROBS_MODE = "raw_logprobs"
 
 
-def make_llm(
-    model_path: str,
-    dtype: str = "auto",
-    seed: int = 0,
-    device: str = "cpu",
-    max_model_len: int = 2048,
-    kv_cache_gib: float = 1.0,
-    gpu_memory_utilization: float = 0.9,
-    enforce_eager: bool = True,
-    tensor_parallel_size: int = 1,
-    weight_transfer_backend: str | None = None,
-) -> Any:
-    """Start a ``vllm.LLM``.
+def llm_kwargs(settings: EngineSettings) -> dict[str, Any]:
+    """The exact keyword arguments ``vllm.LLM`` gets for ``settings`` (unit-tested for
+    both devices, since the GPU path cannot run here).
 
     CPU: an in-process engine (no engine-core subprocess: starts in seconds, and
-    ``collective_rpc`` hands tensors to the worker by reference). This sets
-    process-wide environment variables, so call it in a process that hosts only this
-    engine (a Ray actor, or a test session). ``gpu_memory_utilization`` and
-    ``tensor_parallel_size`` are ignored there.
-
+    ``collective_rpc`` hands tensors to the worker by reference);
+    ``gpu_memory_utilization`` and ``tensor_parallel_size`` do not apply there.
     GPU: vLLM's usual multiprocess engine; ``weight_transfer_backend="nccl"`` turns on
-    vLLM's native weight-transfer API (see ``nccl_sync.py``).
+    vLLM's native weight-transfer API (see ``cpe.weight_sync.nccl``).
     """
-    from vllm import LLM
-
+    s = settings
     kwargs: dict[str, Any] = dict(
-        model=model_path,
-        dtype=dtype,
-        seed=seed,
-        max_model_len=max_model_len,
-        enforce_eager=enforce_eager,
+        model=s.model_path,
+        dtype=s.dtype,
+        seed=s.seed,
+        max_model_len=s.max_model_len,
+        enforce_eager=s.enforce_eager,
         logprobs_mode=LOGPROBS_MODE,
         worker_extension_cls=CPU_EXTENSION,
+        use_tqdm_on_load=False,
     )
-    if device == "cpu":
-        _set_cpu_env(kv_cache_gib)
+    if s.device == "cpu":
         kwargs["distributed_executor_backend"] = "uni"
         # vLLM 0.32 CPU: a seeded request whose prefill is split into chunks crashes
         # ("CPU Generator does not use offset"). Whole-prompt prefill keeps per-request
         # seeds usable, which resumable runs rely on.
         kwargs["enable_chunked_prefill"] = False
-        kwargs["max_num_batched_tokens"] = max_model_len
+        kwargs["max_num_batched_tokens"] = s.max_model_len
     else:
-        kwargs["gpu_memory_utilization"] = gpu_memory_utilization
-        kwargs["tensor_parallel_size"] = tensor_parallel_size
-        if weight_transfer_backend is not None:
-            kwargs["weight_transfer_config"] = {"backend": weight_transfer_backend}
-    return LLM(**kwargs)
+        kwargs["gpu_memory_utilization"] = s.gpu_memory_utilization
+        kwargs["tensor_parallel_size"] = s.tensor_parallel_size
+        if s.weight_transfer_backend is not None:
+            kwargs["weight_transfer_config"] = {"backend": s.weight_transfer_backend}
+    return kwargs
+
+
+def make_llm(settings: EngineSettings) -> Any:
+    """Start a ``vllm.LLM``. On CPU this sets process-wide environment variables, so
+    call it in a process that hosts only this engine (a Ray actor, or a test session)."""
+    from vllm import LLM
+
+    if settings.device == "cpu":
+        _set_cpu_env(settings.kv_cache_gib)
+    return LLM(**llm_kwargs(settings))
 
 
 def _set_cpu_env(kv_cache_gib: float) -> None:

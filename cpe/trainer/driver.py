@@ -12,15 +12,21 @@ log metrics + sample table; checkpoint every k steps
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from tqdm import tqdm
 
 from cpe.algo import kl_penalty
+from cpe.batch import TensorBatch
 from cpe.config import CPEConfig
 from cpe.data.cursor import PromptCursor
-from cpe.trainer.advantage import compute_advantages
+from cpe.logs import step_line
+from cpe.protocols import ExperienceMaker, LearnerGroup, WeightSync
+from cpe.trainer.advantage import with_advantages
 from cpe.trainer.checkpoint import CheckpointManager
 from cpe.trainer.experience import (
     Experience,
@@ -33,12 +39,18 @@ from cpe.trainer.step_metrics import experience_metrics, sample_rows
 from cpe.trainer.timing import PhaseTimer
 
 
+class StepResult(NamedTuple):
+    experience: Experience
+    batch: TensorBatch
+    metrics: dict[str, float]
+
+
 @dataclass
 class Driver:
     cfg: CPEConfig
-    maker: object  # PPOMaker | CPEMaker
-    learners: object  # cpe.learner.group.LearnerGroup
-    sync: object  # cpe.weight_sync.backends.WeightSync
+    maker: ExperienceMaker
+    learners: LearnerGroup
+    sync: WeightSync
     cursor: PromptCursor
     checkpoints: CheckpointManager
     logger: MetricsLogger
@@ -48,26 +60,30 @@ class Driver:
     step: int = 0
 
     def fit(self) -> None:
+        """Steps until ``total_steps``; one readable line per step (and a live bar on a
+        terminal: a log file would collect its redraws)."""
+        progress = self.cfg.logging.progress
         bar = tqdm(
             total=self.total_steps,
             initial=self.step,
             desc="cpe",
             unit="step",
-            disable=not self.cfg.logging.progress,
+            disable=not (progress and sys.stderr.isatty()),
         )
         while self.step < self.total_steps:
-            metrics = self.run_step()[2]
+            metrics = self.run_step().metrics
             bar.update(1)
-            bar.set_postfix(reward=f"{metrics.get('original/reward_mean', float('nan')):.3f}")
+            if progress:
+                tqdm.write(step_line(self.step, self.total_steps, metrics), file=sys.stderr)
         bar.close()
 
-    def run_step(self) -> tuple[Experience, dict[str, torch.Tensor], dict[str, float]]:
+    def run_step(self) -> StepResult:
         self.step += 1
         records = self.cursor.next_batch()
         exp = self.maker.make(records, self.step)
-        batch = self.prepare_batch(exp)
+        batch = self.forward_passes(training_tensors(exp.batch_samples, self.pad_id), exp)
         with self.timer("advantage"):
-            compute_advantages(batch, self.cfg.algorithm)
+            batch = with_advantages(batch, self.cfg.algorithm)
         with self.timer("update"):
             train_metrics = self.learners.train(batch, self.step)
         with self.timer("sync"):
@@ -75,35 +91,37 @@ class Driver:
         metrics = self.log(exp, batch, {**train_metrics, **sync_metrics})
         if self.step % self.cfg.trainer.save_every == 0 or self.step == self.total_steps:
             self.save()
-        return exp, batch, metrics
+        return StepResult(exp, batch, metrics)
 
-    def prepare_batch(self, exp: Experience) -> dict[str, torch.Tensor]:
-        """Padded tensors + the learner's old log-probs, behaviour log-probs and values."""
+    def forward_passes(self, batch: TensorBatch, exp: Experience) -> TensorBatch:
+        """The batch with pi_old, V, the behaviour log-probs (pi_old on originals, mu on
+        edits) and, with a reference model, its log-probs and the per-token KL."""
         samples = exp.batch_samples
-        t = training_tensors(samples, self.pad_id)
         edit_rows = [i for i, s in enumerate(samples) if s.is_edit]
         # mu: the edits under the prompt they were sampled from (see docs/architecture.md)
         edits = (
             edit_prompt_tensors([samples[i] for i in edit_rows], self.pad_id) if edit_rows else None
         )
         with self.timer("logprob"):
-            out = self.learners.old_policy_and_values(t, edits, self.cfg.rollout.temperature)
-        t["old_logp"], t["old_values"] = out["old_logp"], out["old_values"]
-        if "ref_logp" in out:
-            t["ref_logp"] = out["ref_logp"]
-            t["kl"] = (
-                kl_penalty(t["old_logp"], t["ref_logp"], self.cfg.algorithm.kl.kind)
-                * t["response_mask"]
-            )
-        t["behaviour_logp"] = t["old_logp"].clone()
+            out = self.learners.forward_passes(batch, edits, self.cfg.rollout.temperature)
+        behaviour = out.old_logp.clone()
         if edit_rows:
-            mu = behaviour_logp_for(samples, out["edit_logp"], edit_rows, t["old_logp"].shape)
-            t["behaviour_logp"][edit_rows] = mu[edit_rows]
-        return t
+            mu = behaviour_logp_for(samples, out.edit_logp, edit_rows, tuple(out.old_logp.shape))
+            behaviour[edit_rows] = mu[edit_rows]
+        kl = None
+        if out.ref_logp is not None:
+            kind = self.cfg.algorithm.kl.kind
+            kl = kl_penalty(out.old_logp, out.ref_logp, kind) * batch.response_mask
+        return replace(
+            batch,
+            old_logp=out.old_logp,
+            old_values=out.old_values,
+            behaviour_logp=behaviour,
+            ref_logp=out.ref_logp,
+            kl=kl,
+        )
 
-    def log(
-        self, exp: Experience, batch: dict[str, torch.Tensor], extra: dict[str, float]
-    ) -> dict[str, float]:
+    def log(self, exp: Experience, batch: TensorBatch, extra: dict[str, float]) -> dict[str, float]:
         metrics = {**experience_metrics(exp, batch), **extra, **self.timer.pop()}
         generated = sum(len(s.response_ids) for s in exp.originals + exp.edits)
         gen_time = metrics.get("time/generate", 0.0) + metrics.get("time/edit", 0.0)
@@ -114,23 +132,24 @@ class Driver:
         self.logger.samples(self.step, sample_rows(exp, self.cfg.logging.sample_rows))
         return metrics
 
+    def state_dict(self) -> dict:
+        """Everything besides the learners that a resumed run needs to continue exactly."""
+        return {
+            "step": self.step,
+            "cursor": self.cursor.state_dict(),
+            "maker": self.maker.state_dict(),
+            "torch_rng": torch.get_rng_state().tolist(),
+        }
+
     def save(self) -> None:
         with self.timer("checkpoint"):
             tmp = self.checkpoints.begin(self.step)
             self.learners.save(tmp)
-            state = {
-                "step": self.step,
-                "cursor": self.cursor.state_dict(),
-                "selection_rng": self.maker.generator.get_state().tolist(),
-                "torch_rng": torch.get_rng_state().tolist(),
-            }
-            self.checkpoints.commit(tmp, self.step, state)
+            self.checkpoints.commit(tmp, self.step, self.state_dict())
 
-    def restore(self, checkpoint, driver_state: dict) -> None:
+    def restore(self, checkpoint: Path, driver_state: dict) -> None:
         self.learners.load(checkpoint)
         self.step = driver_state["step"]
         self.cursor.load_state_dict(driver_state["cursor"])
-        self.maker.generator.set_state(
-            torch.tensor(driver_state["selection_rng"], dtype=torch.uint8)
-        )
+        self.maker.load_state_dict(driver_state["maker"])
         torch.set_rng_state(torch.tensor(driver_state["torch_rng"], dtype=torch.uint8))

@@ -8,10 +8,11 @@ prompt (spec step 4), so both layouts are built here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
+from cpe.batch import TensorBatch
 from cpe.data.records import Record
 
 
@@ -58,41 +59,27 @@ class Experience:
         return as_tensor(self.originals), as_tensor(self.edits)
 
 
-def pad_sequences(
-    prompts: list[list[int]], responses: list[list[int]], pad_id: int
-) -> dict[str, torch.Tensor]:
-    """Right-padded ``prompt + response`` rows with masks; response_mask marks response tokens."""
-    length = max(len(p) + len(r) for p, r in zip(prompts, responses, strict=True))
-    rows = len(prompts)
-    input_ids = torch.full((rows, length), pad_id, dtype=torch.long)
-    attention = torch.zeros((rows, length), dtype=torch.long)
-    response = torch.zeros((rows, length), dtype=torch.float32)
-    for i, (p, r) in enumerate(zip(prompts, responses, strict=True)):
-        input_ids[i, : len(p) + len(r)] = torch.tensor(p + r, dtype=torch.long)
-        attention[i, : len(p) + len(r)] = 1
-        response[i, len(p) : len(p) + len(r)] = 1.0
-    return {"input_ids": input_ids, "attention_mask": attention, "response_mask": response}
-
-
-def training_tensors(samples: list[Sample], pad_id: int) -> dict[str, torch.Tensor]:
+def training_tensors(samples: list[Sample], pad_id: int) -> TensorBatch:
     """The learner batch: every sample under its ORIGINAL prompt. Rows whose reward is
     invalid stay in (shards stay equal across ranks) with an all-zero response mask."""
-    out = pad_sequences([s.prompt_ids for s in samples], [s.response_ids for s in samples], pad_id)
-    valid = torch.tensor([s.valid for s in samples], dtype=torch.float32)
-    out["response_mask"] = out["response_mask"] * valid[:, None]
-    out["is_edit"] = torch.tensor([s.is_edit for s in samples], dtype=torch.bool)
-    out["rewards"] = torch.tensor(
-        [s.reward if s.valid else 0.0 for s in samples], dtype=torch.float32
+    batch = TensorBatch.from_sequences(
+        [s.prompt_ids for s in samples], [s.response_ids for s in samples], pad_id
     )
-    out["pair_ids"] = torch.tensor([s.pair_id for s in samples], dtype=torch.long)
-    out["group_ids"] = torch.tensor([s.group_id for s in samples], dtype=torch.long)
-    return out
+    valid = torch.tensor([s.valid for s in samples], dtype=torch.float32)
+    return replace(
+        batch,
+        response_mask=batch.response_mask * valid[:, None],
+        is_edit=torch.tensor([s.is_edit for s in samples], dtype=torch.bool),
+        rewards=torch.tensor([s.reward if s.valid else 0.0 for s in samples]),
+        pair_ids=torch.tensor([s.pair_id for s in samples], dtype=torch.long),
+        group_ids=torch.tensor([s.group_id for s in samples], dtype=torch.long),
+    )
 
 
-def edit_prompt_tensors(samples: list[Sample], pad_id: int) -> dict[str, torch.Tensor]:
+def edit_prompt_tensors(samples: list[Sample], pad_id: int) -> TensorBatch:
     """The edits under the prompt they were sampled from (for mu)."""
     prompts = [s.edit_prompt_ids or [] for s in samples]
-    return pad_sequences(prompts, [s.response_ids for s in samples], pad_id)
+    return TensorBatch.from_sequences(prompts, [s.response_ids for s in samples], pad_id)
 
 
 def move_response_values(

@@ -1,8 +1,8 @@
 """Experience makers: the PPO baseline and CPE as two small strategy classes.
 
 ``PPOMaker``: rollout -> score (spec steps 1, 5). ``CPEMaker`` adds critique -> edit ->
-pool -> select (steps 2-4, 6). The driver calls ``maker.make(records)`` and never
-branches on the mode.
+pool -> select (steps 2-4, 6). Both implement :class:`cpe.protocols.ExperienceMaker`;
+the driver calls ``maker.make(records, step)`` and never branches on the mode.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from dataclasses import dataclass
 import torch
 
 from cpe.algo import select_edits
+from cpe.config import CPEConfig
 from cpe.data.records import Record
 from cpe.prompts import PromptSet, edit_messages, policy_messages
 from cpe.prompts.chat import to_token_ids
+from cpe.protocols import RewardModel, RolloutPool
 from cpe.trainer.experience import Experience, Sample
 from cpe.trainer.timing import PhaseTimer
 from cpe.types import SamplingSpec
@@ -83,12 +85,32 @@ class MakerSettings:
     divisor: int = 1  # data-parallel size: batch rows stay divisible by it
     seed: int = 0
 
+    @classmethod
+    def from_config(cls, cfg: CPEConfig, divisor: int) -> MakerSettings:
+        r, a = cfg.rollout, cfg.algorithm
+        return cls(
+            n=r.n,
+            temperature=r.temperature,
+            top_p=r.top_p,
+            max_new_tokens=r.max_new_tokens,
+            edit_max_new_tokens=r.edit_max_new_tokens,
+            selection=a.selection,
+            edit_ratio=a.edit_ratio,
+            divisor=divisor,
+            seed=cfg.trainer.seed,
+        )
+
 
 class PPOMaker:
     """Originals only, each scored by the GRM."""
 
     def __init__(
-        self, rollout, grm, prompter: Prompter, settings: MakerSettings, timer: PhaseTimer
+        self,
+        rollout: RolloutPool,
+        grm: RewardModel,
+        prompter: Prompter,
+        settings: MakerSettings,
+        timer: PhaseTimer,
     ):
         self.rollout, self.grm, self.prompter, self.s, self.timer = (
             rollout,
@@ -98,6 +120,13 @@ class PPOMaker:
             timer,
         )
         self.generator = torch.Generator().manual_seed(settings.seed)
+
+    def state_dict(self) -> dict:
+        """What a checkpoint needs to continue exactly: the selection RNG."""
+        return {"selection_rng": self.generator.get_state().tolist()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(torch.tensor(state["selection_rng"], dtype=torch.uint8))
 
     def make(self, records: Sequence[Record], step: int) -> Experience:
         self.grm.reset_metrics()  # grm/* metrics are per step
@@ -162,7 +191,7 @@ class CPEMaker(PPOMaker):
             else:
                 self.assign_scores(originals + edits, self.grm.score(_items(originals + edits)))
         exp = Experience(originals, edits, grm_stats=self.grm.metrics())
-        exp.selected = self.select(exp, num_prompts=len(records))
+        exp.selected = self.select(exp)
         return exp
 
     def generate_edits(self, originals: list[Sample], critiques, step: int) -> list[Sample]:
@@ -195,11 +224,11 @@ class CPEMaker(PPOMaker):
             )
         return edits
 
-    def select(self, exp: Experience, num_prompts: int) -> list[int]:
+    def select(self, exp: Experience) -> list[int]:
         if not exp.edits:
             return []
         reward_orig, reward_edit = exp.reward_tensors()
-        chosen = select_edits(
+        return select_edits(
             self.s.selection,
             reward_orig=reward_orig,
             reward_edit=reward_edit,
@@ -210,24 +239,6 @@ class CPEMaker(PPOMaker):
             divisor=self.s.divisor,
             generator=self.generator,
         ).tolist()
-        # Fewer valid edits than K (or a strict filter) can leave a count that does not
-        # divide over the learner ranks: drop the lowest-priority few so shards stay equal.
-        excess = len(chosen) % self.s.divisor
-        if not excess:
-            return chosen
-        priority = self._priority(reward_orig, reward_edit, exp)
-        dropped = set(sorted(chosen, key=lambda i: (priority[i], -i))[:excess])
-        return [i for i in chosen if i not in dropped]
-
-    def _priority(
-        self, reward_orig: torch.Tensor, reward_edit: torch.Tensor, exp: Experience
-    ) -> list[float]:
-        """What the strategy ranks by: R_e (reward_rank), R_e - R_o (conditional*), random."""
-        if self.s.selection == "reward_rank":
-            return reward_edit.tolist()
-        if self.s.selection.startswith("conditional"):
-            return (reward_edit - reward_orig[[e.pair_id for e in exp.edits]]).tolist()
-        return torch.rand(len(exp.edits), generator=self.generator).tolist()
 
 
 def _items(samples: Sequence[Sample]) -> list[tuple[Record, str]]:

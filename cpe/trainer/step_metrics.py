@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from statistics import fmean
 
-import torch
-
 from cpe.algo.grm_parse import DIMENSIONS as GRM_DIMENSIONS
+from cpe.batch import TensorBatch
 from cpe.trainer.experience import Experience, Sample
 
 # Score fields in the order of Judgement.scores (H, P, N).
@@ -32,26 +31,25 @@ def _kind_metrics(prefix: str, samples: list[Sample]) -> dict[str, float]:
     return out
 
 
-def experience_metrics(exp: Experience, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+def experience_metrics(exp: Experience, batch: TensorBatch) -> dict[str, float]:
     selected = [exp.edits[i] for i in exp.selected]
     metrics = {
         **_kind_metrics("original", exp.originals),
         **_kind_metrics("edit", exp.edits),
         **_kind_metrics("selected_edit", selected),
-        "batch/rows": float(batch["input_ids"].shape[0]),
+        "batch/rows": float(len(batch)),
         "batch/selected_edits": float(len(exp.selected)),
-        "batch/valid_tokens": float(batch["response_mask"].sum()),
+        "batch/valid_tokens": float(batch.response_mask.sum()),
         **exp.grm_stats,
     }
-    mask = batch["response_mask"]
-    if "advantages" in batch and mask.sum() > 0:
-        adv = batch["advantages"][mask > 0]
-        metrics["advantage/mean"] = float(adv.mean())
-        metrics["advantage/abs_mean"] = float(adv.abs().mean())
-        metrics["returns/mean"] = float(batch["returns"][mask > 0].mean())
-        metrics["values/mean"] = float(batch["old_values"][mask > 0].mean())
-        if "kl" in batch:
-            metrics["kl/mean"] = float(batch["kl"][mask > 0].mean())
+    valid = batch.response_mask > 0
+    if batch.advantages is not None and valid.any():
+        metrics["advantage/mean"] = float(batch.advantages[valid].mean())
+        metrics["advantage/abs_mean"] = float(batch.advantages[valid].abs().mean())
+        metrics["returns/mean"] = float(batch.returns[valid].mean())
+        metrics["values/mean"] = float(batch.old_values[valid].mean())
+        if batch.kl is not None:
+            metrics["kl/mean"] = float(batch.kl[valid].mean())
     pairs = [
         (exp.originals[e.pair_id], e)
         for e in exp.edits

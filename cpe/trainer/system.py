@@ -4,73 +4,32 @@ engines (rollout + GRM), DeepSpeed learners, weight sync, and the driver around 
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
-from cpe.cluster.placement import Placement
+from cpe.cluster.placement import Placement, rank0_address
+from cpe.cluster.session import init_ray
 from cpe.config import CPEConfig
 from cpe.data.cursor import PromptCursor
 from cpe.data.records import Record
-from cpe.learner.group import LearnerGroup
+from cpe.learner.group import RayLearnerGroup
 from cpe.models.paths import resolve_model_path
+from cpe.rollout.pool import EnginePool
+from cpe.rollout.settings import EngineSettings
 from cpe.trainer.checkpoint import CheckpointManager, read_driver_state, resolve_resume
 from cpe.trainer.driver import Driver
 from cpe.trainer.makers import MAKERS, MakerSettings, Prompter
 from cpe.trainer.metrics import MetricsLogger
 from cpe.trainer.timing import PhaseTimer
-from cpe.weight_sync.backends import WEIGHT_SYNC_BACKENDS
-
-CACHE = Path(".cache").resolve()
-
-
-def worker_env() -> dict[str, str]:
-    """Environment every actor gets: one thread each on small machines, shared caches."""
-    env = {
-        "TOKENIZERS_PARALLELISM": "false",
-        "TORCH_EXTENSIONS_DIR": str(CACHE / "torch_extensions"),
-        "VLLM_CPU_OMP_THREADS_BIND": "nobind",
-        "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING"),
-        # glibc's per-thread arenas keep freed activation memory; fewer arenas give it back.
-        "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
-    }
-    for key in ("OMP_NUM_THREADS", "TMPDIR", "VLLM_CPU_KVCACHE_SPACE"):
-        if key in os.environ:
-            env[key] = os.environ[key]
-    return env
-
-
-def init_ray(cfg: CPEConfig) -> bool:
-    """Connect to (address set) or start a local Ray; True if this process started it."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    cl = cfg.cluster
-    runtime_env = {"env_vars": worker_env()}
-    if cl.address:
-        ray.init(address=cl.address, runtime_env=runtime_env)
-        return True
-    store = cl.object_store_mb * 1024**2 if cl.object_store_mb else None
-    resources = (
-        {"num_gpus": cl.devices_per_node}
-        if cl.device == "gpu"
-        else {"num_cpus": cl.devices_per_node}
-    )
-    ray.init(
-        include_dashboard=False, object_store_memory=store, runtime_env=runtime_env, **resources
-    )
-    return True
+from cpe.weight_sync.backends import WEIGHT_SYNC_BACKENDS, SyncCheck
 
 
 @dataclass
 class System:
     placement: Placement
-    rollout: object
-    grm_pool: object | None
-    learners: LearnerGroup
+    rollout: EnginePool
+    grm_pool: EnginePool | None
+    learners: RayLearnerGroup
     started_ray: bool
-    engines: list = field(default_factory=list)
 
     def shutdown(self) -> None:
         import ray
@@ -87,37 +46,45 @@ class System:
             ray.shutdown()
 
 
-def _engine_pool(
-    placement: Placement, pool: str, cfg: CPEConfig, model_path: str, dtype: str, max_len: int
-):
-    from cpe.rollout.engine import VLLMEngineActor
-    from cpe.rollout.pool import EnginePool
+def engine_settings(
+    cfg: CPEConfig, pool: str, model_path: str, dtype: str, max_len: int, index: int
+) -> EngineSettings:
+    """What engine ``index`` of ``pool`` ("rollout" or "grm") is started with."""
+    gpu = cfg.cluster.device == "gpu"
+    nccl = pool == "rollout" and cfg.cluster.weight_sync == "nccl"
+    return EngineSettings(
+        model_path=model_path,
+        dtype=dtype,
+        seed=cfg.rollout.seed + index,
+        device=cfg.cluster.device,
+        max_model_len=max_len,
+        kv_cache_gib=cfg.rollout.kv_cache_gib,
+        gpu_memory_utilization=cfg.rollout.gpu_memory_utilization,
+        enforce_eager=cfg.rollout.enforce_eager,
+        tensor_parallel_size=getattr(cfg.cluster.pools, pool).devices_per_engine if gpu else 1,
+        weight_transfer_backend="nccl" if nccl else None,
+    )
 
-    actors = [
-        VLLMEngineActor.options(**placement.options_for(pool, i)).remote(
-            model_path,
-            dtype=dtype,
-            seed=cfg.rollout.seed + i,
-            device=cfg.cluster.device,
-            max_model_len=max_len,
-            kv_cache_gib=cfg.rollout.kv_cache_gib,
-            gpu_memory_utilization=cfg.rollout.gpu_memory_utilization,
-            enforce_eager=cfg.rollout.enforce_eager,
-            tensor_parallel_size=getattr(cfg.cluster.pools, pool).devices_per_engine
-            if cfg.cluster.device == "gpu"
-            else 1,
-            weight_transfer_backend="nccl"
-            if (cfg.cluster.device == "gpu" and pool == "rollout")
-            else None,
-        )
-        for i in range(placement.slots(pool))
-    ]
-    return EnginePool(actors)
+
+def _engine_pool(placement: Placement, pool: str, cfg: CPEConfig, *settings_args) -> EnginePool:
+    import ray
+
+    from cpe.rollout.engine import VLLMEngine
+
+    actor = ray.remote(VLLMEngine)
+    return EnginePool(
+        [
+            actor.options(**placement.options_for(pool, i)).remote(
+                engine_settings(cfg, pool, *settings_args, index=i)
+            )
+            for i in range(placement.slots(pool))
+        ]
+    )
 
 
 def _learner_group(
-    placement: Placement, cfg: CPEConfig, policy_path: str, value_path: str, steps: int
-) -> LearnerGroup:
+    placement: Placement, cfg: CPEConfig, paths: dict[str, str], steps: int
+) -> RayLearnerGroup:
     import ray
 
     from cpe.learner.policy import PolicyWorker
@@ -128,7 +95,7 @@ def _learner_group(
 
     def ranks(pool: str, cls, path: str, dtype: str) -> list:
         world = placement.slots(pool)
-        master = _bundle_address(placement, pool)
+        master = rank0_address(placement, pool)
         actor = ray.remote(cls)
         return [
             actor.options(**placement.options_for(pool, r)).remote(
@@ -146,17 +113,15 @@ def _learner_group(
             for r in range(world)
         ]
 
-    policy = ranks("policy", PolicyWorker, policy_path, cfg.model.policy.dtype)
-    value = ranks("value", ValueWorker, value_path, cfg.model.value.dtype)
+    model = cfg.model
+    policy = ranks("policy", PolicyWorker, paths["policy"], model.policy.dtype)
+    value = ranks("value", ValueWorker, paths["value"], model.value.dtype)
     reference = []
-    if cfg.model.reference is not None and placement.slots("reference"):
+    if "reference" in paths and placement.slots("reference"):
         # A PolicyWorker that is never trained: same log-prob computation as the policy.
-        ref_path = resolve_model_path(
-            cfg.model.reference.path, cfg.model.cache_dir, "model.reference.path"
-        )
-        reference = ranks("reference", PolicyWorker, ref_path, cfg.model.reference.dtype)
+        reference = ranks("reference", PolicyWorker, paths["reference"], model.reference.dtype)
     ray.get([a.ping.remote() for a in policy + value + reference])
-    return LearnerGroup(
+    return RayLearnerGroup(
         policy,
         value,
         num_mini_batches=mini,
@@ -166,18 +131,16 @@ def _learner_group(
     )
 
 
-def _bundle_address(placement: Placement, pool: str) -> tuple[str, int]:
-    """IP and a free port on the node of the pool's bundle 0 (where rank 0 will live)."""
-    import ray
-
-    from cpe.learner.dist import free_port, node_ip
-
-    @ray.remote(num_cpus=0)
-    def probe() -> tuple[str, int]:
-        return node_ip(), free_port("0.0.0.0")
-
-    options = {**placement.options_for(pool, 0), "num_cpus": 0, "num_gpus": 0}
-    return ray.get(probe.options(**options).remote())
+def model_paths(cfg: CPEConfig) -> dict[str, str]:
+    """Local folders of every configured model (fixtures are built here, once)."""
+    roles = ("policy", "grm", "value", "reference")
+    return {
+        role: resolve_model_path(
+            getattr(cfg.model, role).path, cfg.model.cache_dir, f"model.{role}.path"
+        )
+        for role in roles
+        if getattr(cfg.model, role) is not None
+    }
 
 
 def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple[Driver, System]:
@@ -186,12 +149,7 @@ def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple
     from cpe.prompts import PromptSet
     from cpe.reward.factory import build_grm
 
-    paths = {
-        role: resolve_model_path(
-            getattr(cfg.model, role).path, cfg.model.cache_dir, f"model.{role}.path"
-        )
-        for role in ("policy", "grm", "value")
-    }
+    paths = model_paths(cfg)
     prompts = PromptSet.from_config(cfg.prompts)
     tokenizer = AutoTokenizer.from_pretrained(paths["policy"])
     started_ray = init_ray(cfg)
@@ -199,25 +157,17 @@ def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple
     r = cfg.rollout
     # The edit prompt holds the user turn, an answer and a critique, plus the template.
     edit_prompt_budget = r.max_prompt_tokens + r.max_new_tokens + cfg.grm.max_new_tokens + 256
+    rollout_len = max(
+        r.max_prompt_tokens + r.max_new_tokens, edit_prompt_budget + r.edit_max_new_tokens
+    )
     rollout = _engine_pool(
-        placement,
-        "rollout",
-        cfg,
-        paths["policy"],
-        cfg.model.policy.dtype,
-        max(r.max_prompt_tokens + r.max_new_tokens, edit_prompt_budget + r.edit_max_new_tokens),
+        placement, "rollout", cfg, paths["policy"], cfg.model.policy.dtype, rollout_len
     )
     grm_pool = None
     if cfg.grm.backend == "vllm":
-        grm_pool = _engine_pool(
-            placement,
-            "grm",
-            cfg,
-            paths["grm"],
-            cfg.model.grm.dtype,
-            cfg.grm.max_prompt_tokens + cfg.grm.max_new_tokens,
-        )
-    learners = _learner_group(placement, cfg, paths["policy"], paths["value"], total_steps)
+        grm_len = cfg.grm.max_prompt_tokens + cfg.grm.max_new_tokens
+        grm_pool = _engine_pool(placement, "grm", cfg, paths["grm"], cfg.model.grm.dtype, grm_len)
+    learners = _learner_group(placement, cfg, paths, total_steps)
     system = System(placement, rollout, grm_pool, learners, started_ray)
     grm = build_grm(
         cfg.grm,
@@ -229,35 +179,21 @@ def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple
     timer = PhaseTimer()
     prompter = Prompter(tokenizer, prompts, r.max_prompt_tokens, edit_prompt_budget)
     divisor = math.lcm(placement.slots("policy"), placement.slots("value"))
-    a = cfg.algorithm
-    settings = MakerSettings(
-        r.n,
-        r.temperature,
-        r.top_p,
-        r.max_new_tokens,
-        r.edit_max_new_tokens,
-        a.selection,
-        a.edit_ratio,
-        divisor,
-        cfg.trainer.seed,
+    maker = MAKERS[cfg.algorithm.mode](
+        rollout, grm, prompter, MakerSettings.from_config(cfg, divisor), timer
     )
-    maker = MAKERS[a.mode](rollout, grm, prompter, settings, timer)
     pad_id = (
         tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     )
+    check = SyncCheck(
+        [prompter.policy_ids(rec) for rec in train[:2]], cfg.trainer.sync_check_tokens, pad_id
+    )
     sync_kwargs = (
         {"tp_size": cfg.cluster.pools.rollout.devices_per_engine}
-        if cfg.cluster.device == "gpu"
+        if cfg.cluster.weight_sync == "nccl"
         else {}
     )
-    sync = WEIGHT_SYNC_BACKENDS[cfg.cluster.weight_sync](
-        learners,
-        rollout,
-        [prompter.policy_ids(rec) for rec in train[:2]],
-        cfg.trainer.sync_check_tokens,
-        pad_id,
-        **sync_kwargs,
-    )
+    sync = WEIGHT_SYNC_BACKENDS[cfg.cluster.weight_sync](learners, rollout, check, **sync_kwargs)
     checkpoints = CheckpointManager(cfg.logging.run_dir, keep=cfg.trainer.keep_checkpoints)
     resume = resolve_resume(cfg.trainer.resume, checkpoints)
     state = read_driver_state(resume) if resume else {"step": 0}

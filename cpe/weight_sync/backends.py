@@ -1,36 +1,54 @@
 """Pushing the learner's policy weights into every rollout engine after an update.
 
-Backends share one interface, :class:`WeightSync`. ``ObjectStoreSync`` (CPU, tested):
-learner rank 0 packs HF-named tensors into buckets that stay in Ray's object store and
-every engine pulls them directly, never one RPC per parameter. ``NcclBroadcastSync``
-(GPU): rank 0 broadcasts each bucket over NCCL into the engines (see the rollout
-adapter). After a push, :meth:`WeightSync.check` compares engine and learner log-probs
-on a few greedy tokens and reports the gap.
+Backends implement :class:`cpe.protocols.WeightSync` and are chosen by
+``cluster.weight_sync`` from :data:`WEIGHT_SYNC_BACKENDS`:
+
+- ``object_store`` (any device; the CPU path, tested): learner rank 0 packs HF-named
+  tensors into buckets that stay in Ray's object store and every engine pulls them
+  directly, never one RPC per parameter; engines load them in place
+  (``cpe.weight_sync.cpu_extension``).
+- ``nccl`` (GPU, untested here): rank 0 broadcasts every bucket over NCCL into the
+  engines through vLLM's weight-transfer API (``cpe.weight_sync.nccl``).
+
+After a push, :meth:`PushAndCheck.check` compares engine and learner log-probs on a few
+greedy tokens and reports the gap.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import torch
 
-from cpe.trainer.experience import pad_sequences
+from cpe.batch import TensorBatch
+from cpe.protocols import LearnerGroup, RolloutPool
 from cpe.types import SamplingSpec
 
 
-class WeightSync(ABC):
+@dataclass(frozen=True)
+class SyncCheck:
+    """After each push: ``tokens`` greedy tokens on ``prompts``, engine vs learner."""
+
+    prompts: list[list[int]]
+    tokens: int
+    pad_id: int
+
+    @property
+    def enabled(self) -> bool:
+        return self.tokens > 0 and bool(self.prompts)
+
+
+class PushAndCheck(ABC):
     def __init__(
-        self,
-        learners,
-        engines,
-        check_prompts: list[list[int]],
-        check_tokens: int,
-        pad_id: int,
-        bucket_mb: int = 64,
+        self, learners: LearnerGroup, engines: RolloutPool, check: SyncCheck, bucket_mb: int = 64
     ):
-        self.learners, self.engines = learners, engines
-        self.check_prompts, self.check_tokens, self.pad_id = check_prompts, check_tokens, pad_id
-        self.bucket_mb = bucket_mb
+        self.learners, self.engines, self.sync_check, self.bucket_mb = (
+            learners,
+            engines,
+            check,
+            bucket_mb,
+        )
 
     @abstractmethod
     def transfer(self, version: int) -> None:
@@ -38,24 +56,25 @@ class WeightSync(ABC):
 
     def push(self, version: int) -> dict[str, float]:
         self.transfer(version)
-        return self.check() if self.check_tokens > 0 and self.check_prompts else {}
+        return self.check() if self.sync_check.enabled else {}
 
     def check(self) -> dict[str, float]:
         """Engine raw log-probs (T=1) vs the learner's log softmax(logits) on greedy tokens."""
-        spec = SamplingSpec(n=1, temperature=0.0, max_tokens=self.check_tokens, logprobs=True)
-        gens = [g[0] for g in self.engines.generate(self.check_prompts, spec)]
+        spec = SamplingSpec(n=1, temperature=0.0, max_tokens=self.sync_check.tokens, logprobs=True)
+        gens = [g[0] for g in self.engines.generate(self.sync_check.prompts, spec)]
         gens = [g for g in gens if g.token_ids]
         if not gens:
             return {}
-        t = pad_sequences([g.prompt_ids for g in gens], [g.token_ids for g in gens], self.pad_id)
-        learner = self.learners.logprobs(t, 1.0)
+        batch = TensorBatch.from_sequences(
+            [g.prompt_ids for g in gens], [g.token_ids for g in gens], self.sync_check.pad_id
+        )
+        learner = self.learners.logprobs(batch, 1.0)
         gaps = []
         for row, g in enumerate(gens):
             start = len(g.prompt_ids)
             ours = learner[row, start : start + len(g.token_ids)]
-            gaps.append(
-                (ours - torch.tensor(g.logprobs[: len(g.token_ids)], dtype=ours.dtype)).abs()
-            )
+            theirs = torch.tensor(g.logprobs[: len(g.token_ids)], dtype=ours.dtype)
+            gaps.append((ours - theirs).abs())
         gap = torch.cat(gaps)
         return {
             "sync/logprob_gap_max": float(gap.max()),
@@ -63,17 +82,18 @@ class WeightSync(ABC):
         }
 
 
-class ObjectStoreSync(WeightSync):
+class ObjectStoreSync(PushAndCheck):
     def transfer(self, version: int) -> None:
         # One ObjectRef to rank 0's bucket list, resolved inside each engine: the
         # tensors never pass through the driver.
         self.engines.load_weight_buckets(self.learners.export_ref(self.bucket_mb), version)
 
 
-class NcclBroadcastSync(WeightSync):
+class NcclBroadcastSync(PushAndCheck):
     """GPU: learner rank 0 and every engine worker share one NCCL group; rank 0
     broadcasts bucket by bucket while the engines receive through vLLM's
-    weight-transfer API (``cpe.weight_sync.nccl``). Untested here: no GPU in CI."""
+    weight-transfer API. Needs the Ray-backed groups (``RayLearnerGroup.policy``,
+    ``EnginePool.actors``). Untested here: no GPU in CI."""
 
     def __init__(self, *args, tp_size: int = 1, **kwargs):
         super().__init__(*args, **kwargs)
@@ -85,9 +105,10 @@ class NcclBroadcastSync(WeightSync):
 
         if not self._ready:
             self._init_group()
-        metas = ray.get(self.learners.policy[0].weight_metas.remote())
-        receives = [a.receive_weights.remote(metas, version) for a in self.engines.actors]
-        sends = [a.broadcast_weights.remote(self.bucket_mb) for a in self.learners.policy]
+        ranks, engines = self.learners.policy, self.engines.actors
+        metas = ray.get(ranks[0].weight_metas.remote())
+        receives = [a.receive_weights.remote(metas, version) for a in engines]
+        sends = [a.broadcast_weights.remote(self.bucket_mb) for a in ranks]
         ray.get(sends + receives)
 
     def _init_group(self) -> None:
@@ -95,10 +116,11 @@ class NcclBroadcastSync(WeightSync):
 
         from cpe.learner.dist import free_port
 
-        address = ray.get(self.learners.policy[0].node_ip.remote())
+        ranks, engines = self.learners.policy, self.engines.actors
+        address = ray.get(ranks[0].node_ip.remote())
         port = free_port()
-        world = 1 + len(self.engines.actors) * self.tp_size
-        refs = [a.init_weight_sender.remote(address, port, world) for a in self.learners.policy]
+        world = 1 + len(engines) * self.tp_size
+        refs = [a.init_weight_sender.remote(address, port, world) for a in ranks]
         refs += [
             a.init_weight_transfer.remote(
                 master_address=address,
@@ -106,10 +128,13 @@ class NcclBroadcastSync(WeightSync):
                 rank_offset=1 + i * self.tp_size,
                 world_size=world,
             )
-            for i, a in enumerate(self.engines.actors)
+            for i, a in enumerate(engines)
         ]
         ray.get(refs)
         self._ready = True
 
 
-WEIGHT_SYNC_BACKENDS = {"object_store": ObjectStoreSync, "nccl": NcclBroadcastSync}
+WEIGHT_SYNC_BACKENDS: dict[str, type[PushAndCheck]] = {
+    "object_store": ObjectStoreSync,
+    "nccl": NcclBroadcastSync,
+}

@@ -20,7 +20,7 @@ def ray_session():
     """One local Ray for the whole integration session (a second ray.init would fail)."""
     import ray
 
-    from cpe.trainer.system import worker_env
+    from cpe.cluster.session import worker_env
 
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", worker_env()["TORCH_EXTENSIONS_DIR"])
     started = not ray.is_initialized()

@@ -20,8 +20,9 @@ GRM_REGEX = (
 @pytest.fixture(scope="module")
 def engine(tiny_model_path, private_tmpdir):
     from cpe.rollout.engine import VLLMEngine
+    from cpe.rollout.settings import EngineSettings
 
-    eng = VLLMEngine(tiny_model_path, dtype="float32", seed=0, max_model_len=512)
+    eng = VLLMEngine(EngineSettings(tiny_model_path, dtype="float32", seed=0, max_model_len=512))
     yield eng
     eng.shutdown()
 

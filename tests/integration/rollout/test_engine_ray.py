@@ -9,12 +9,15 @@ from cpe.types import SamplingSpec
 
 
 def test_engine_actor_pool_round_trip(ray_session, tiny_model_path, hf_model_factory, chat_prompts):
-    from cpe.rollout.engine import VLLMEngineActor
+    from cpe.rollout.engine import VLLMEngine
     from cpe.rollout.pool import EnginePool
+    from cpe.rollout.settings import EngineSettings
 
     ray = ray_session
-    actor = VLLMEngineActor.options(num_cpus=1).remote(
-        tiny_model_path, dtype="float32", seed=0, max_model_len=512
+    actor = (
+        ray.remote(VLLMEngine)
+        .options(num_cpus=1)
+        .remote(EngineSettings(tiny_model_path, dtype="float32", seed=0, max_model_len=512))
     )
     pool = EnginePool([actor])
 

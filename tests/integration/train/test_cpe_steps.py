@@ -33,15 +33,14 @@ def test_two_cpe_steps_keep_the_invariants(ray_session, tiny_config, tmp_path):
             assert len(exp.originals) == B * n
             assert k > 0 and valid_edits >= k  # guided decoding: the tiny GRM's scores parse
             assert len(exp.selected) == k
-            assert batch["input_ids"].shape[0] == B * n + len(exp.selected)
-            assert batch["is_edit"].sum() == len(exp.selected)
+            assert batch.input_ids.shape[0] == B * n + len(exp.selected)
+            assert batch.is_edit.sum() == len(exp.selected)
             for row, sample in enumerate(exp.batch_samples):
                 original = exp.originals[sample.pair_id]
                 # edits train under the ORIGINAL prompt, linked to their original
                 assert sample.prompt_ids == original.prompt_ids
                 assert (
-                    batch["input_ids"][row, : len(sample.prompt_ids)].tolist()
-                    == original.prompt_ids
+                    batch.input_ids[row, : len(sample.prompt_ids)].tolist() == original.prompt_ids
                 )
                 if sample.is_edit:
                     assert sample.edit_prompt_ids != sample.prompt_ids

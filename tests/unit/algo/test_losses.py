@@ -267,3 +267,17 @@ def test_value_loss_without_clipping():
     # 0.5 * (1 + 1 + 0.64) / 3 = 0.44
     assert loss.item() == pytest.approx(0.44)
     assert m["vf_clip_frac"] == 0.0
+
+
+def test_ppo_policy_loss_equals_the_clip_loss_and_refuses_edited_rows():
+    from cpe.algo import ppo_policy_loss
+
+    logp = torch.tensor([[-1.0, -0.5]])
+    old = torch.tensor([[-1.0, -1.0]])
+    adv = torch.tensor([[1.0, 1.0]])
+    mask = torch.ones(1, 2)
+    # ratios 1 and e^0.5 = 1.65 -> clipped to 1.2 (A > 0): loss = -(1 + 1.2) / 2 = -1.1
+    loss, _ = ppo_policy_loss(logp, old, old, adv, mask, torch.tensor([False]))
+    assert loss.item() == pytest.approx(-1.1)
+    with pytest.raises(ValueError, match="policy_loss=ppo"):
+        ppo_policy_loss(logp, old, old, adv, mask, torch.tensor([True]))

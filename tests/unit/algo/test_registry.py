@@ -12,11 +12,11 @@ from cpe.algo import (
     POLICY_LOSSES,
     REGISTRIES,
     SELECTION_STRATEGIES,
-    gae,
+    gae_estimator,
     get,
-    grpo_advantages,
+    grpo_estimator,
     hybrid_policy_loss,
-    ppo_clip_loss,
+    ppo_policy_loss,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -41,9 +41,10 @@ def test_registry_keys():
 
 
 def test_get_returns_the_registered_function():
-    assert get("advantage_estimators", "gae") is gae
-    assert get("advantage_estimators", "grpo") is grpo_advantages
-    assert get("policy_losses", "ppo") is ppo_clip_loss
+    # The estimators and losses production calls, one signature per registry.
+    assert get("advantage_estimators", "gae") is gae_estimator
+    assert get("advantage_estimators", "grpo") is grpo_estimator
+    assert get("policy_losses", "ppo") is ppo_policy_loss
     assert get("policy_losses", "hybrid") is hybrid_policy_loss
     assert get("kl_estimators", "k3") is KL_ESTIMATORS["k3"]
 

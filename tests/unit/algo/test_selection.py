@@ -151,3 +151,32 @@ def test_unknown_strategy_lists_the_valid_ones():
 def test_originals_must_be_prompts_times_rollouts():
     with pytest.raises(ValueError, match="n=4"):
         pick("random", POOL_A, n=4)
+
+
+def test_trim_to_multiple_drops_the_lowest_priority_then_the_higher_index():
+    from cpe.algo import trim_to_multiple
+
+    priority = [0.5, 0.1, 0.9, 0.1, 0.7]
+    # 5 picks, divisor 2: drop 1 -> lowest priority 0.1 at 1 and 3; the higher index (3) goes
+    assert trim_to_multiple([0, 1, 2, 3, 4], priority, 2) == [0, 1, 2, 4]
+    # divisor 3: drop 2 -> 3 then 1
+    assert trim_to_multiple([0, 1, 2, 3, 4], priority, 3) == [0, 2, 4]
+    assert trim_to_multiple([0, 2], priority, 2) == [0, 2]
+
+
+def test_strict_selection_is_rounded_down_to_the_divisor_by_gain():
+    # n=2, B=3, divisor 2: K = floor(0.5*6/2)*2 = 2, quota 1. Δ = [1, -1, 0.5, 2, -3, 0.25]
+    pool = dict(
+        reward_orig=f([0.0] * 6),
+        reward_edit=f([1.0, -1.0, 0.5, 2.0, -3.0, 0.25]),
+        pair_ids=ids(range(6)),
+        group_ids=ids([0, 0, 1, 1, 2, 2]),
+        ratio=0.5,
+        n=2,
+        divisor=2,
+    )
+    # per prompt top-1 with Δ>0: 0 (1.0), 3 (2.0), 5 (0.25); global top K=2 -> {3, 0}
+    assert pick("conditional_strict", pool) == [0, 3]
+    pool["reward_edit"] = f([1.0, -1.0, -0.5, float("nan"), -3.0, -0.25])
+    # only edit 0 has Δ>0: 1 pick, divisor 2 -> rounded down to 0
+    assert pick("conditional_strict", pool) == []

@@ -3,9 +3,10 @@
 import math
 
 import pytest
+import torch
 
 from cpe.config import LearnerConfig
-from cpe.learner.ds_config import build_ds_config, deep_merge, lr_factor
+from cpe.learner.ds_config import build_ds_config, deep_merge, lr_scheduler_factory
 
 
 def test_actor_config_carries_the_learner_settings():
@@ -61,35 +62,56 @@ def test_overrides_merge_deeply_without_touching_the_base():
     assert base == {"zero_optimization": {"stage": 3}, "a": 1}
 
 
-def test_constant_schedule_with_warmup():
-    f = lr_factor(LearnerConfig(lr_schedule="constant", warmup_steps=4))
-    assert [f(s) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
-    assert lr_factor(LearnerConfig())(0) == 1.0
-
-
-def test_cosine_schedule_decays_to_zero_after_warmup():
-    f = lr_factor(LearnerConfig(lr_schedule="cosine", warmup_steps=2), total_steps=12)
-    assert f(0) == 0.5 and f(1) == 1.0
-    assert f(2) == pytest.approx(1.0)
-    assert f(7) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
-    assert f(12) == pytest.approx(0.0) and f(20) == pytest.approx(0.0)
-
-
-def test_cosine_needs_total_steps():
-    with pytest.raises(ValueError, match="total"):
-        lr_factor(LearnerConfig(lr_schedule="cosine"))
-
-
-def test_scheduler_factory_drives_a_torch_optimizer():
-    import torch
-
-    from cpe.learner.ds_config import lr_scheduler_factory
-
+def _lrs(cfg, steps, total_steps=None, state=None):
+    """The lr (base 1) of each of the next ``steps`` optimizer steps, and the scheduler."""
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = lr_scheduler_factory(LearnerConfig(warmup_steps=2))(opt)
+    sched = lr_scheduler_factory(cfg, total_steps)(opt)
+    if state is not None:  # as DeepSpeed resumes: optimizer and scheduler state
+        opt.load_state_dict(state[0])
+        sched.load_state_dict(state[1])
     lrs = []
-    for _ in range(3):
+    for _ in range(steps):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
+    return lrs, (opt.state_dict(), sched.state_dict())
+
+
+def test_constant_schedule_with_warmup():
+    lrs, _ = _lrs(LearnerConfig(lr_schedule="constant", warmup_steps=4), 6)
+    assert lrs == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert _lrs(LearnerConfig(), 3)[0] == [1.0, 1.0, 1.0]
+
+
+def test_cosine_schedule_decays_to_zero_after_warmup():
+    f, _ = _lrs(LearnerConfig(lr_schedule="cosine", warmup_steps=2), 21, total_steps=12)
+    assert f[0] == 0.5 and f[1] == 1.0
+    assert f[2] == pytest.approx(1.0)
+    assert f[7] == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert f[12] == pytest.approx(0.0) and f[20] == pytest.approx(0.0)
+
+
+def test_cosine_without_warmup_starts_at_one():
+    f, _ = _lrs(LearnerConfig(lr_schedule="cosine"), 5, total_steps=4)
+    assert f == pytest.approx([0.5 * (1 + math.cos(math.pi * s / 4)) for s in range(5)])
+
+
+def test_cosine_needs_total_steps_and_unknown_schedules_are_refused():
+    with pytest.raises(ValueError, match="total"):
+        lr_scheduler_factory(LearnerConfig(lr_schedule="cosine"))
+    with pytest.raises(ValueError, match="lr_schedule"):
+        lr_scheduler_factory(LearnerConfig(lr_schedule="linear"))
+
+
+@pytest.mark.filterwarnings("error")
+def test_scheduler_factory_drives_a_torch_optimizer():
+    lrs, _ = _lrs(LearnerConfig(warmup_steps=2), 3)
     assert lrs == [0.5, 1.0, 1.0]
+
+
+def test_resumed_scheduler_continues_the_schedule():
+    cfg = LearnerConfig(lr_schedule="cosine", warmup_steps=2)
+    whole, _ = _lrs(cfg, 8, total_steps=8)
+    first, state = _lrs(cfg, 3, total_steps=8)
+    rest, _ = _lrs(cfg, 5, total_steps=8, state=state)
+    assert first + rest == whole

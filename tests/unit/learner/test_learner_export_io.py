@@ -3,21 +3,17 @@
 import json
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
-from cpe.learner.base import plan_buckets
-from cpe.learner.hf_io import save_hf_folder, shard_tensors
+from cpe.learner.hf_io import save_hf_folder
+from cpe.weight_sync.buckets import plan_buckets
 
 
 def test_buckets_respect_the_byte_budget_and_keep_order():
     named = [(f"p{i}", torch.nn.Parameter(torch.zeros(n))) for i, n in enumerate([10, 10, 30, 5])]
     buckets = plan_buckets(named, bucket_bytes=80)  # 20 floats
     assert [[n for n, _ in b] for b in buckets] == [["p0", "p1"], ["p2"], ["p3"]]
-
-
-def test_shards_split_by_bytes():
-    named = [("a", torch.zeros(4)), ("b", torch.zeros(4)), ("c", torch.zeros(4))]
-    assert [list(s) for s in shard_tensors(named, 32)] == [["a", "b"], ["c"]]
 
 
 def _source(tmp_path):
@@ -54,3 +50,14 @@ def test_sharded_folder_has_an_index(tmp_path):
         "b": "model-00002-of-00002.safetensors",
     }
     assert index["metadata"]["total_size"] == 32
+
+
+def test_shards_split_by_bytes(tmp_path):
+    named = [("a", torch.zeros(4)), ("b", torch.ones(4)), ("c", torch.full((4,), 2.0))]
+    out = save_hf_folder(tmp_path / "out", named, _source(tmp_path), max_shard_bytes=32)
+    index = json.loads((out / "model.safetensors.index.json").read_text())
+    first, second = "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"
+    assert index["weight_map"] == {"a": first, "b": first, "c": second}
+    with safe_open(out / first, "pt") as f:
+        assert f.metadata() == {"format": "pt"}
+    assert torch.equal(load_file(out / second)["c"], torch.full((4,), 2.0))

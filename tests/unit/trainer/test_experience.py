@@ -31,24 +31,24 @@ def test_training_tensors_layout_and_invalid_rows():
         [1, 2, 3], [5, 6, 4], 2.0, is_edit=True, pair_id=0, edit_prompt_ids=[11, 12, 13, 14, 15]
     )
     t = training_tensors([original, invalid, edit], pad_id=0)
-    assert t["input_ids"].tolist() == [[1, 2, 3, 7, 8, 0], [1, 2, 3, 9, 0, 0], [1, 2, 3, 5, 6, 4]]
-    assert t["attention_mask"].tolist() == [
+    assert t.input_ids.tolist() == [[1, 2, 3, 7, 8, 0], [1, 2, 3, 9, 0, 0], [1, 2, 3, 5, 6, 4]]
+    assert t.attention_mask.tolist() == [
         [1, 1, 1, 1, 1, 0],
         [1, 1, 1, 1, 0, 0],
         [1, 1, 1, 1, 1, 1],
     ]
-    assert t["response_mask"].tolist() == [
+    assert t.response_mask.tolist() == [
         [0, 0, 0, 1, 1, 0],
         [0, 0, 0, 0, 0, 0],
         [0, 0, 0, 1, 1, 1],
     ]
-    assert t["rewards"].tolist() == [
+    assert t.rewards.tolist() == [
         1.5,
         0.0,
         2.0,
     ]  # the invalid row's 0 never reaches a loss: mask is 0
-    assert t["is_edit"].tolist() == [False, False, True]
-    assert t["pair_ids"].tolist() == [0, 1, 0]
+    assert t.is_edit.tolist() == [False, False, True]
+    assert t.pair_ids.tolist() == [0, 1, 0]
 
 
 def test_mu_moves_from_the_edit_prompt_layout_to_the_original_prompt_layout():
@@ -58,7 +58,7 @@ def test_mu_moves_from_the_edit_prompt_layout_to_the_original_prompt_layout():
     )
     samples = [original, edit]
     under_edit = edit_prompt_tensors([edit], pad_id=0)
-    assert under_edit["input_ids"].tolist() == [[11, 12, 13, 14, 15, 5, 6, 4]]
+    assert under_edit.input_ids.tolist() == [[11, 12, 13, 14, 15, 5, 6, 4]]
     # log mu of the edit's three tokens sits at positions 5, 6, 7 of the edit-prompt layout
     mu_edit_layout = torch.tensor([[0, 0, 0, 0, 0, -0.5, -1.5, -2.5]])
     mu = behaviour_logp_for(samples, mu_edit_layout, rows=[1], dst_shape=(2, 6))

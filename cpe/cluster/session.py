@@ -1,0 +1,56 @@
+"""The Ray session: joining a cluster or starting a local one, and the environment
+every actor process gets."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from cpe.config import CPEConfig
+from cpe.logs import quiet_third_party
+
+CACHE = Path(".cache").resolve()
+
+
+def worker_env() -> dict[str, str]:
+    """Environment every actor gets: one thread each on small machines, shared caches."""
+    env = {
+        "TOKENIZERS_PARALLELISM": "false",
+        "TORCH_EXTENSIONS_DIR": str(CACHE / "torch_extensions"),
+        "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+        "VLLM_LOGGING_LEVEL": os.environ.get("VLLM_LOGGING_LEVEL", "WARNING"),
+        # glibc's per-thread arenas keep freed activation memory; fewer arenas give it back.
+        "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
+    }
+    for key in ("OMP_NUM_THREADS", "TMPDIR", "VLLM_CPU_KVCACHE_SPACE"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
+
+
+def init_ray(cfg: CPEConfig) -> bool:
+    """Connect to (address set) or start a local Ray; True if this process started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    cl = cfg.cluster
+    runtime_env = {"env_vars": {**worker_env(), **quiet_third_party(cfg.cluster.device)}}
+    if cl.address:
+        ray.init(address=cl.address, runtime_env=runtime_env, logging_level=logging.WARNING)
+        return True
+    store = cl.object_store_mb * 1024**2 if cl.object_store_mb else None
+    resources = (
+        {"num_gpus": cl.devices_per_node}
+        if cl.device == "gpu"
+        else {"num_cpus": cl.devices_per_node}
+    )
+    ray.init(
+        include_dashboard=False,
+        object_store_memory=store,
+        runtime_env=runtime_env,
+        logging_level=logging.WARNING,
+        **resources,
+    )
+    return True
