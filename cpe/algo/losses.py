@@ -140,15 +140,15 @@ def ppo_policy_loss(
     advantages: torch.Tensor,
     mask: torch.Tensor,
     is_edit: torch.Tensor,
-    clip_low: float = 0.2,
-    clip_high: float = 0.2,
-    edit_ratio_cap: float | None = None,
+    **clip: float | None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Plain PPO under the policy-loss signature: every row is on-policy, so a batch
+    """Plain PPO under the policy-loss signature (``clip_low``/``clip_high`` as keywords;
+    ``behaviour_logp`` and ``edit_ratio_cap`` unused): every row is on-policy, so a batch
     with edited rows is refused (they need the off-policy term of the hybrid loss)."""
     if bool(is_edit.bool().any()):
         raise ValueError("algorithm.policy_loss=ppo has no off-policy term for edited rows")
-    return ppo_clip_loss(logp, old_logp, advantages, mask, clip_low, clip_high)
+    bounds = {k: v for k, v in clip.items() if k in ("clip_low", "clip_high")}
+    return ppo_clip_loss(logp, old_logp, advantages, mask, **bounds)
 
 
 PolicyLoss = Callable[..., tuple[torch.Tensor, dict[str, float]]]

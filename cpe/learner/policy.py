@@ -1,10 +1,11 @@
-"""The policy (actor) learner rank: log-probs, the hybrid CPE/PPO update, HF export."""
+"""The policy (actor) learner rank: log-probs, the policy update (``algorithm.policy_loss``:
+the hybrid CPE loss or plain PPO), HF export."""
 
 from __future__ import annotations
 
 import torch
 
-from cpe.algo import hybrid_policy_loss, kl_penalty, masked_mean
+from cpe.algo import POLICY_LOSSES, kl_penalty, masked_mean
 from cpe.batch import TensorBatch
 from cpe.learner.base import DeepSpeedWorker
 from cpe.learner.hf_io import save_hf_folder
@@ -82,7 +83,8 @@ class PolicyWorker(DeepSpeedWorker):
         behaviour = (
             batch.behaviour_logp if batch.behaviour_logp is not None else torch.zeros_like(logp)
         )
-        loss, metrics = hybrid_policy_loss(
+        policy_loss = POLICY_LOSSES[self.algo.policy_loss]
+        loss, metrics = policy_loss(
             logp,
             batch.old_logp,
             behaviour,

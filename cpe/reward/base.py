@@ -1,11 +1,15 @@
 """The GRM client interface and the scoring policy shared by every backend.
 
 A backend only turns ``(record, answer)`` items into raw output text
-(:meth:`GRMBackend.generate`); parsing, validity, rewards and retries live here, so
+(:meth:`GRMBackend.generate`); parsing, validity, rewards and re-asks live here, so
 every backend follows the spec the same way (steps 2 and 5): critiques at
 ``critique_temperature`` feed the edit, rewards come from a separate call at
-``score_temperature``, and an output that stays unusable after retries is invalid —
-``reward=None``, dropped by the caller, never scored 0.
+``score_temperature``, and an output that stays unusable is invalid — ``reward=None``,
+dropped by the caller, never scored 0.
+
+One retry layer per failure kind: transport failures (HTTP errors, timeouts) are
+retried inside the backend and arrive as a final ``Reply(error=...)``; the scorer
+re-asks only outputs that came back empty or unparseable (``GRMResult.retryable``).
 """
 
 from __future__ import annotations
@@ -34,18 +38,25 @@ class GRMError(RuntimeError):
 
 @dataclass(frozen=True)
 class Reply:
-    """What a backend got for one item: raw text, or '' with an ``error``."""
+    """What a backend got for one item: raw text, or an ``error``.
+
+    An error is final (the backend already retried its transport) unless
+    ``retryable``: an output did come back, but empty, so asking again may help.
+    """
 
     text: str = ""
     error: str | None = None
+    retryable: bool = False
 
 
 @dataclass(frozen=True)
 class GRMResult:
     """One GRM call's outcome for one item.
 
-    ``critique`` is the parsed critique, or the whole output when the tag is missing.
-    ``reward`` is set only by score calls whose output parsed; otherwise None.
+    ``critique`` is the parsed critique, or the output without its scores block when
+    the tag is missing. ``reward`` is set only by score calls whose output parsed;
+    otherwise None. ``retryable``: invalid, but the GRM answered (empty or unparseable
+    output), so the scorer may ask again; False for valid results and transport failures.
     """
 
     text: str
@@ -55,6 +66,7 @@ class GRMResult:
     valid: bool
     attempts: int = 1
     error: str | None = None
+    retryable: bool = False
 
 
 class GRMBackend(ABC):
@@ -76,9 +88,14 @@ class GRMBackend(ABC):
         items: Sequence[Item],
         temperature: float = SCORE_TEMPERATURE,
         weights: Sequence[float] = DEFAULT_WEIGHTS,
+        clamp: bool = False,
     ) -> list[GRMResult]:
-        """Scores: valid when all three parse; reward = weighted sum of (H, P, N)."""
-        return [score_result(r, weights) for r in self._generate_checked(items, temperature)]
+        """Scores: valid when all three parse; reward = weighted sum of (H, P, N).
+
+        ``clamp`` (``grm.clamp_scores``): clamp out-of-range scores instead of
+        rejecting them."""
+        replies = self._generate_checked(items, temperature)
+        return [score_result(r, weights, clamp) for r in replies]
 
     def _generate_checked(self, items: Sequence[Item], temperature: float) -> list[Reply]:
         if not items:
@@ -91,21 +108,37 @@ class GRMBackend(ABC):
         return replies
 
 
-def critique_result(reply: Reply) -> GRMResult:
-    judgement = parse_grm_output(reply.text) if reply.text else None
-    critique = judgement.critique if judgement else ""
-    valid = reply.error is None and bool(critique.strip())
-    error = reply.error or (None if valid else "empty critique")
-    return GRMResult(reply.text, judgement, critique, None, valid, error=error)
-
-
-def score_result(reply: Reply, weights: Sequence[float]) -> GRMResult:
-    if reply.error is not None:
-        return GRMResult(reply.text, None, "", None, False, error=reply.error)
-    judgement = parse_grm_output(reply.text)
-    reward = final_score(judgement, weights) if judgement.valid else None
+def _failed(reply: Reply) -> GRMResult:
     return GRMResult(
-        reply.text, judgement, judgement.critique, reward, judgement.valid, error=judgement.error
+        reply.text, None, "", None, False, error=reply.error, retryable=reply.retryable
+    )
+
+
+def critique_result(reply: Reply) -> GRMResult:
+    if reply.error is not None:
+        return _failed(reply)
+    judgement = parse_grm_output(reply.text)
+    valid = bool(judgement.critique)
+    error = None if valid else "empty critique"
+    return GRMResult(
+        reply.text, judgement, judgement.critique, None, valid, error=error, retryable=not valid
+    )
+
+
+def score_result(reply: Reply, weights: Sequence[float], clamp: bool = False) -> GRMResult:
+    if reply.error is not None:
+        return _failed(reply)
+    judgement = parse_grm_output(reply.text, clamp=clamp)
+    valid = judgement.valid
+    reward = final_score(judgement, weights) if valid else None
+    return GRMResult(
+        reply.text,
+        judgement,
+        judgement.critique,
+        reward,
+        valid,
+        error=judgement.error,
+        retryable=not valid,
     )
 
 
@@ -117,9 +150,12 @@ class GRMScorer:
     ``single_call``: one call at ``score_temperature`` gives both, so :meth:`critique`
     results already carry rewards (see :attr:`critique_gives_reward`).
 
-    Retries re-ask only the items still unusable, after ``backoff_s * 2**k`` seconds.
-    Note that re-asking a deterministic engine at temperature 0 repeats its output;
-    guided decoding is what prevents format failures there.
+    Retries (``grm.retries``) re-ask only the items whose output came back empty or
+    unparseable, after ``backoff_s * 2**k`` seconds; transport failures were already
+    retried by the backend and are final here. Note that re-asking a deterministic
+    engine at temperature 0 repeats its output; guided decoding is what prevents
+    format failures there. ``clamp_scores`` clamps out-of-range scores instead of
+    rejecting them.
     """
 
     def __init__(
@@ -131,6 +167,7 @@ class GRMScorer:
         score_temperature: float = SCORE_TEMPERATURE,
         retries: int = 2,
         backoff_s: float = 0.5,
+        clamp_scores: bool = False,
         sleep: Callable[[float], None] = time.sleep,
     ):
         if mode not in MODES:
@@ -146,6 +183,7 @@ class GRMScorer:
         self.score_temperature = score_temperature
         self.retries = retries
         self.backoff_s = backoff_s
+        self.clamp_scores = clamp_scores
         self._sleep = sleep
         self.invalid_count = 0
         self.attempts_total = 0
@@ -183,7 +221,9 @@ class GRMScorer:
     def _call(self, kind: str, batch: list[Item]) -> list[GRMResult]:
         if kind == "critique":
             return self.backend.critique(batch, self.critique_temperature)
-        return self.backend.score(batch, self.score_temperature, self.weights)
+        return self.backend.score(
+            batch, self.score_temperature, self.weights, clamp=self.clamp_scores
+        )
 
     def _with_retries(self, items: Sequence[Item], kind: str) -> list[GRMResult]:
         results: list[GRMResult | None] = [None] * len(items)
@@ -199,7 +239,7 @@ class GRMScorer:
             for i, result in zip(pending, fresh, strict=True):
                 results[i] = replace(result, attempts=attempt)
             self.attempts_total += len(pending)
-            pending = [i for i in pending if not results[i].valid]
+            pending = [i for i in pending if results[i].retryable]
         done = [r for r in results if r is not None]
         self._count(done, kind)
         return done
@@ -210,10 +250,10 @@ class GRMScorer:
         self.invalid_count += len(invalid)
         if invalid:
             log.warning(
-                "GRM %s: %d of %d results invalid after %d attempts (first error: %s)",
+                "GRM %s: %d of %d results invalid after up to %d attempts (first error: %s)",
                 kind,
                 len(invalid),
                 len(results),
-                self.retries + 1,
+                max(r.attempts for r in invalid),
                 invalid[0].error,
             )

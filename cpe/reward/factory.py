@@ -47,8 +47,6 @@ def _openai(cfg: Any, ctx: BuildContext) -> GRMBackend:
         prompts=ctx.prompts,
         max_new_tokens=cfg.max_new_tokens,
         guided_regex=regex,
-        retries=cfg.retries,
-        backoff_s=cfg.backoff_s,
     )
 
 
@@ -99,4 +97,5 @@ def build_grm(
         score_temperature=cfg.score_temperature,
         retries=cfg.retries,
         backoff_s=cfg.backoff_s,
+        clamp_scores=cfg.clamp_scores,
     )

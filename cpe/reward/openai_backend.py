@@ -1,58 +1,39 @@
-"""A GRM behind any OpenAI-compatible ``/v1/chat/completions`` endpoint.
+"""A GRM behind any OpenAI-compatible ``/v1/chat/completions`` endpoint, on the ``openai`` client.
 
-Requests run concurrently (at most ``concurrency`` in flight) on aiohttp; each has a
-``timeout_s`` limit and is retried with exponential backoff on 429, 5xx, timeouts and
-connection errors. 401/403/404 mean the setup is wrong, not the item, so they raise.
+Requests run concurrently, at most ``concurrency`` in flight. Transport retries are the
+client's own: 408/409/429/5xx, timeouts and connection errors are retried up to
+``max_retries`` times with backoff, honouring Retry-After. An item still failing after
+that becomes ``Reply(error=...)``: invalid, and not re-asked by the scorer. 401/403/404
+mean the setup is wrong, not the item, so they raise :class:`GRMError`.
 
-The API key is read from the environment variable named by ``api_key_env`` and kept
-in a :class:`_Secret`; it is sent only as ``Authorization: Bearer``, and every error
-text is scrubbed of it, so it never reaches logs, exceptions or reprs.
+The API key is read from the environment variable named by ``api_key_env`` for each
+batch and handed only to that batch's client; this object never holds it. Error texts
+are built here from the status and body with the key scrubbed, and the client's own
+exceptions (whose texts may echo the body) are not chained, so the key never reaches
+logs, exceptions or reprs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import aiohttp
+import openai
 
 from cpe.prompts import DEFAULT, PromptSet, grm_messages
 from cpe.reward.base import GRMBackend, GRMError, Item, Reply
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({408, 409, 429})
-FATAL_STATUSES = frozenset({401, 403, 404})
-MAX_RETRY_AFTER_S = 60.0
+SETUP_ERRORS = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
 _BODY_CHARS = 300
-
-
-class _Secret:
-    """A string that never shows itself in repr/str/format."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str):
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "_Secret('***')"
-
-    __str__ = __repr__
-
-
-class _Retryable(Exception):
-    def __init__(self, message: str, delay: float | None = None):
-        super().__init__(message)
-        self.delay = delay
+# The client refuses an empty key; a keyless endpoint gets this placeholder and each
+# request then omits the Authorization header.
+_NO_KEY = "no-key"
 
 
 class OpenAIBackend(GRMBackend):
@@ -63,39 +44,35 @@ class OpenAIBackend(GRMBackend):
         api_key_env: str = "OPENAI_API_KEY",
         concurrency: int = 8,
         timeout_s: float = 120.0,
+        max_retries: int = 2,
         prompts: PromptSet = DEFAULT,
         max_new_tokens: int = 1024,
         guided_regex: str | None = None,
-        retries: int = 2,
-        backoff_s: float = 0.5,
     ):
         if concurrency < 1:
             raise ValueError(f"grm.openai.concurrency must be >= 1, got {concurrency}")
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        if max_retries < 0:
+            raise ValueError(f"grm.openai.max_retries must be >= 0, got {max_retries}")
+        self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key_env = api_key_env
         self.concurrency = concurrency
         self.timeout_s = timeout_s
+        self.max_retries = max_retries
         self.prompts = prompts
         self.max_new_tokens = max_new_tokens
         self.guided_regex = guided_regex
-        self.retries = retries
-        self.backoff_s = backoff_s
-        key = os.environ.get(api_key_env, "") if api_key_env else ""
-        self._key = _Secret(key) if key else None
-        if self._key is None:
+        if not self._key():
             log.info(
                 "GRM endpoint %s: env var %r is unset; sending no Authorization",
-                self.url,
+                self.base_url,
                 api_key_env,
             )
-        self.requests_total = 0
-        self.retries_total = 0
 
     @classmethod
     def from_config(cls, cfg: Any, **kwargs: Any) -> OpenAIBackend:
         """From a ``grm.openai`` node (:class:`cpe.config.OpenAIBackendConfig`)."""
-        fields = ("base_url", "model", "api_key_env", "concurrency", "timeout_s")
+        fields = ("base_url", "model", "api_key_env", "concurrency", "timeout_s", "max_retries")
         return cls(**{f: getattr(cfg, f) for f in fields}, **kwargs)
 
     def generate(self, items: Sequence[Item], temperature: float) -> list[Reply]:
@@ -110,21 +87,24 @@ class OpenAIBackend(GRMBackend):
             return pool.submit(asyncio.run, coro).result()
 
     async def agenerate(self, items: Sequence[Item], temperature: float) -> list[Reply]:
+        key = self._key()
         limit = asyncio.Semaphore(self.concurrency)
-        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        # One client per batch: its connection pool belongs to this batch's event loop.
+        async with self._client(key) as client:
             tasks = [
-                self._request(session, limit, self.payload(r, a, temperature)) for r, a in items
+                self._request(client, limit, self.request_options(r, a, temperature), key)
+                for r, a in items
             ]
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-        # Let every request finish before raising, so no task outlives the session.
+        # Let every request finish before raising, so no task outlives the client.
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
         return list(outcomes)
 
-    def payload(self, record: Any, answer: str, temperature: float) -> dict[str, Any]:
-        body: dict[str, Any] = {
+    def request_options(self, record: Any, answer: str, temperature: float) -> dict[str, Any]:
+        """Keyword arguments of ``chat.completions.create`` for one item."""
+        options: dict[str, Any] = {
             "model": self.model,
             "messages": grm_messages(record, answer, self.prompts),
             "temperature": temperature,
@@ -132,80 +112,84 @@ class OpenAIBackend(GRMBackend):
             "n": 1,
         }
         if self.guided_regex:
-            body["structured_outputs"] = {"regex": self.guided_regex}  # vLLM extra body field
-        return body
+            # vLLM's guided decoding field, not part of the OpenAI schema.
+            options["extra_body"] = {"structured_outputs": {"regex": self.guided_regex}}
+        return options
+
+    def _client(self, key: str) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=key or _NO_KEY,
+            timeout=self.timeout_s,
+            max_retries=self.max_retries,
+        )
 
     async def _request(
-        self, session: aiohttp.ClientSession, limit: asyncio.Semaphore, body: dict[str, Any]
+        self,
+        client: openai.AsyncOpenAI,
+        limit: asyncio.Semaphore,
+        options: dict[str, Any],
+        key: str,
     ) -> Reply:
-        error = "no attempt made"
-        for attempt in range(self.retries + 1):
-            try:
-                async with limit:
-                    self.requests_total += 1
-                    return await self._post(session, body)
-            except _Retryable as exc:
-                error = self._redact(str(exc))
-                delay = exc.delay if exc.delay is not None else self.backoff_s * 2**attempt
-            if attempt < self.retries:
-                self.retries_total += 1
-                log.debug("GRM request failed (%s); retry %d in %.2fs", error, attempt + 1, delay)
-                await asyncio.sleep(delay)
-        return Reply(error=f"{error} (after {self.retries + 1} attempts)")
-
-    async def _post(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> Reply:
+        headers = {} if key else {"Authorization": openai.omit}
         try:
-            async with session.post(self.url, json=body, headers=self._headers()) as response:
-                status = response.status
-                text = await response.text()
-                retry_after = response.headers.get("Retry-After")
-        except TimeoutError:
-            raise _Retryable(f"timed out after {self.timeout_s}s") from None
-        except aiohttp.ClientError as exc:
-            # The exception text is rebuilt from its type only: aiohttp errors may carry
-            # request info (headers included).
-            raise _Retryable(f"connection error ({type(exc).__name__})") from None
-        return self._reply(status, text, retry_after)
-
-    def _reply(self, status: int, text: str, retry_after: str | None) -> Reply:
-        if status == 200:
-            return _content(text)
-        detail = f"HTTP {status} from {self.url}: {self._redact(text[:_BODY_CHARS])}"
-        if status in RETRY_STATUSES or status >= 500:
-            raise _Retryable(detail, _retry_after(retry_after))
-        if status in FATAL_STATUSES:
+            async with limit:
+                completion = await client.chat.completions.create(**options, extra_headers=headers)
+        except SETUP_ERRORS as exc:
             raise GRMError(
-                f"{detail} (check grm.openai.base_url, .model and the key in ${self.api_key_env})"
-            )
-        return Reply(error=detail)
+                f"{self._status_text(exc, key)} (check grm.openai.base_url={self.base_url!r}, "
+                f"grm.openai.model={self.model!r} and the key in ${self.api_key_env})"
+            ) from None
+        except openai.APIStatusError as exc:
+            return Reply(error=self._status_text(exc, key) + _attempts(exc))
+        except openai.APITimeoutError as exc:
+            return Reply(error=f"timed out after {self.timeout_s}s{_attempts(exc)}")
+        except openai.APIConnectionError as exc:
+            # Named by type only: the cause's text may carry request details.
+            cause = type(exc.__cause__).__name__ if exc.__cause__ else "unknown"
+            return Reply(error=f"connection error ({cause}) to {self.base_url}{_attempts(exc)}")
+        return _content(completion, key)
 
-    def _headers(self) -> dict[str, str]:
-        if self._key is None:
-            return {}
-        return {"Authorization": f"Bearer {self._key.reveal()}"}
+    def _status_text(self, exc: openai.APIStatusError, key: str) -> str:
+        try:
+            body = exc.response.text
+        except Exception:  # body not read: the status alone still says what failed
+            body = ""
+        return f"HTTP {exc.status_code} from {self.base_url}: {_excerpt(body, key)}"
 
-    def _redact(self, text: str) -> str:
-        return text.replace(self._key.reveal(), "***") if self._key else text
+    def _key(self) -> str:
+        return os.environ.get(self.api_key_env, "") if self.api_key_env else ""
 
     def __repr__(self) -> str:
         return (
-            f"OpenAIBackend(url={self.url!r}, model={self.model!r}, "
-            f"api_key_env={self.api_key_env!r}, concurrency={self.concurrency})"
+            f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r}, "
+            f"api_key_env={self.api_key_env!r}, concurrency={self.concurrency}, "
+            f"max_retries={self.max_retries})"
         )
 
 
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return min(max(float(value), 0.0), MAX_RETRY_AFTER_S) if value else None
-    except ValueError:
-        return None  # an HTTP date: fall back to our own backoff
+def _excerpt(text: str, key: str) -> str:
+    # Scrub before cutting, so a key straddling the cut cannot leak its head.
+    return (text.replace(key, "***") if key else text)[:_BODY_CHARS]
 
 
-def _content(text: str) -> Reply:
+def _attempts(exc: openai.APIError) -> str:
+    """' (after N attempts)', from the retry count the client stamps on each request."""
+    request = getattr(exc, "request", None)
+    retries = request.headers.get("x-stainless-retry-count", "") if request is not None else ""
+    return f" (after {int(retries) + 1} attempts)" if retries.isdigit() else ""
+
+
+def _content(completion: Any, key: str) -> Reply:
+    # A non-JSON body comes back from the client as a plain string.
     try:
-        content = json.loads(text)["choices"][0]["message"]["content"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        return Reply(error=f"malformed chat-completions response: {text[:_BODY_CHARS]!r}")
+        choice = completion.choices[0]
+        content = choice.message.content
+    except (AttributeError, IndexError, TypeError):
+        excerpt = _excerpt(str(completion), key)
+        return Reply(error=f"malformed chat-completions response: {excerpt!r}")
     if not isinstance(content, str) or not content.strip():
-        return Reply(error="empty completion")
+        return Reply(
+            error=f"empty completion (finish_reason={choice.finish_reason})", retryable=True
+        )
     return Reply(content)

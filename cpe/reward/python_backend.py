@@ -7,7 +7,7 @@ GRM-format text (``<critique>…</critique><scores>…</scores>``).
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,23 +18,22 @@ CONFIG_KEY = "grm.python_function"
 
 
 def load_function(spec: str) -> GRMFunction:
-    """Import ``"package.module:function"``; errors name the config key to fix."""
+    """Resolve ``"package.module:function"``; errors name the config key and the problem."""
     module_name, sep, attr = (spec or "").partition(":")
     if not sep or not module_name or not attr:
         raise GRMError(f"{CONFIG_KEY}={spec!r} must look like 'package.module:function'")
     try:
-        module = importlib.import_module(module_name)
+        target = pkgutil.resolve_name(spec)
     except ImportError as exc:
         raise GRMError(
             f"{CONFIG_KEY}={spec!r}: cannot import module {module_name!r}: {exc}"
         ) from exc
-    target: Any = module
-    for part in attr.split("."):
-        if not hasattr(target, part):
-            raise GRMError(
-                f"{CONFIG_KEY}={spec!r}: module {module_name!r} has no attribute {attr!r}"
-            )
-        target = getattr(target, part)
+    except AttributeError as exc:
+        raise GRMError(
+            f"{CONFIG_KEY}={spec!r}: module {module_name!r} has no attribute {attr!r}"
+        ) from exc
+    except ValueError as exc:
+        raise GRMError(f"{CONFIG_KEY}={spec!r} is not a valid name: {exc}") from exc
     if not callable(target):
         raise GRMError(f"{CONFIG_KEY}={spec!r}: {attr!r} is not callable")
     return target

@@ -132,5 +132,9 @@ def _reply(samples: list[Generation]) -> Reply:
         return Reply(error="engine returned no sample")
     sample = samples[0]
     if not sample.text.strip():
-        return Reply(sample.text, error=f"empty output (finish_reason={sample.finish_reason})")
+        return Reply(
+            sample.text,
+            error=f"empty output (finish_reason={sample.finish_reason})",
+            retryable=True,
+        )
     return Reply(sample.text)

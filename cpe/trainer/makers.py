@@ -73,6 +73,10 @@ class Prompter:
         return self.tokenizer.encode(text, add_special_tokens=False)
 
 
+# Sampling settings a maker takes verbatim from cfg.rollout.
+_ROLLOUT_KEYS = ("n", "temperature", "top_p", "max_new_tokens", "edit_max_new_tokens")
+
+
 @dataclass
 class MakerSettings:
     n: int
@@ -87,18 +91,9 @@ class MakerSettings:
 
     @classmethod
     def from_config(cls, cfg: CPEConfig, divisor: int) -> MakerSettings:
-        r, a = cfg.rollout, cfg.algorithm
-        return cls(
-            n=r.n,
-            temperature=r.temperature,
-            top_p=r.top_p,
-            max_new_tokens=r.max_new_tokens,
-            edit_max_new_tokens=r.edit_max_new_tokens,
-            selection=a.selection,
-            edit_ratio=a.edit_ratio,
-            divisor=divisor,
-            seed=cfg.trainer.seed,
-        )
+        sampling = {name: getattr(cfg.rollout, name) for name in _ROLLOUT_KEYS}
+        selection = {name: getattr(cfg.algorithm, name) for name in ("selection", "edit_ratio")}
+        return cls(**sampling, **selection, divisor=divisor, seed=cfg.trainer.seed)
 
 
 class PPOMaker:

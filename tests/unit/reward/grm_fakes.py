@@ -26,6 +26,12 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def failure(status: int, body: str = "busy", retry_after: str | None = "0.01") -> Response:
+    """An error response; a short Retry-After keeps the client's retries fast."""
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    return Response(status=status, content=None, body=body, headers=headers)
+
+
 def chat_body(content: str) -> str:
     return json.dumps(
         {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]}

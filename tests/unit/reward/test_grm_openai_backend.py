@@ -1,24 +1,46 @@
-"""OpenAIBackend against a real aiohttp chat-completions server on 127.0.0.1."""
+"""OpenAIBackend against a real aiohttp chat-completions server on 127.0.0.1.
+
+Transport retries are the openai client's; the server sends a short Retry-After with
+its errors so they stay fast (the client's own backoff starts at about 0.4 s).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import traceback
 
 import pytest
-from grm_fakes import GOOD_OUTPUT, Response
+from grm_fakes import GOOD_OUTPUT, Response, failure
 
 from cpe.config import GRMConfig, OpenAIBackendConfig
-from cpe.reward import GRMError, GRMScorer, OpenAIBackend, build_grm, grm_regex_for
+from cpe.reward import (
+    GRMError,
+    GRMScorer,
+    OpenAIBackend,
+    build_grm,
+    format_grm_output,
+    grm_regex_for,
+)
 
 KEY_ENV = "CPE_TEST_GRM_KEY"
 KEY = "sk-test-SECRET-1234567890"
 
 
 def backend_for(server, **kwargs) -> OpenAIBackend:
-    options = {"api_key_env": KEY_ENV, "timeout_s": 2.0, "retries": 2, "backoff_s": 0.01}
+    options = {"api_key_env": KEY_ENV, "timeout_s": 2.0, "max_retries": 2}
     options.update(kwargs)
     return OpenAIBackend(base_url=server.base_url, model="judge", **options)
+
+
+def config_for(server, **kwargs) -> GRMConfig:
+    openai = OpenAIBackendConfig(
+        base_url=server.base_url, model="m", api_key_env=KEY_ENV, concurrency=2, max_retries=2
+    )
+    options = {"backend": "openai", "guided_decoding": False, "backoff_s": 0.0, "openai": openai}
+    options.update(kwargs)
+    return GRMConfig(**options)
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +66,7 @@ def test_success_sends_chat_request_with_bearer_key(chat_server, record):
 def test_no_authorization_header_without_key(chat_server, record, monkeypatch):
     monkeypatch.delenv(KEY_ENV)
     server = chat_server()
-    backend_for(server).critique([(record, "a")])
+    assert backend_for(server).critique([(record, "a")])[0].valid
     assert "Authorization" not in server.headers[0]
 
 
@@ -56,54 +78,82 @@ def test_guided_regex_goes_in_structured_outputs(chat_server, record):
 
 
 def test_two_503_then_success_is_retried(chat_server, record):
-    server = chat_server(
-        lambda n, b: Response(status=503, content=None, body="busy") if n <= 2 else Response()
-    )
-    backend = backend_for(server)
-    results = backend.score([(record, "a")])
+    server = chat_server(lambda n, b: failure(503) if n <= 2 else Response())
+    results = backend_for(server).score([(record, "a")])
     assert results[0].valid and results[0].reward is not None
     assert server.count == 3
-    assert backend.requests_total == 3 and backend.retries_total == 2
 
 
 def test_429_honours_retry_after(chat_server, record):
-    server = chat_server(
-        lambda n, b: (
-            Response(429, None, "slow down", headers={"Retry-After": "0"}) if n == 1 else Response()
-        )
-    )
-    backend = backend_for(server, backoff_s=30.0)  # would time the test out if not honoured
-    assert backend.score([(record, "a")])[0].valid
+    # The client's own first backoff is at most 0.5 s; waiting longer proves the header won.
+    server = chat_server(lambda n, b: failure(429, retry_after="0.6") if n == 1 else Response())
+    start = time.monotonic()
+    assert backend_for(server).score([(record, "a")])[0].valid
+    assert time.monotonic() - start >= 0.6
     assert server.count == 2
 
 
-def test_unparseable_forever_is_invalid_after_retries(chat_server, record):
+def test_always_500_costs_at_most_max_retries_plus_one_requests(chat_server, record):
+    server = chat_server(lambda n, b: failure(500))
+    scorer = build_grm(config_for(server, retries=2))
+    critique = scorer.critique([(record, "a")])[0]
+    assert server.count == 3  # max_retries + 1, not (retries + 1) * (max_retries + 1)
+    score = scorer.score([(record, "a")])[0]
+    assert server.count == 6
+    for result in (critique, score):
+        assert not result.valid and result.reward is None and not result.retryable
+        assert result.attempts == 1
+        assert "HTTP 500" in result.error and "after 3 attempts" in result.error
+    assert scorer.invalid_count == 2
+
+
+def test_unparseable_forever_is_reasked_grm_retries_times(chat_server, record):
     server = chat_server(lambda n, b: Response(content="I think it is fine."))
-    backend = backend_for(server)
-    scorer = GRMScorer(backend, retries=2, backoff_s=0.0)
+    scorer = GRMScorer(backend_for(server), retries=2, backoff_s=0.0)
     result = scorer.score([(record, "a")])[0]
-    assert not result.valid and result.reward is None
+    assert not result.valid and result.reward is None and result.retryable
     assert result.attempts == 3 and server.count == 3
-    assert "scores" in result.error
+    assert result.error == "missing <scores> block"
     assert scorer.invalid_count == 1 and scorer.attempts_total == 3
 
 
-def test_timeout_fails_the_item_after_retries(chat_server, record):
+def test_timeout_fails_the_item_after_client_retries(chat_server, record):
     server = chat_server(lambda n, b: Response(delay_s=2.0))
-    backend = backend_for(server, timeout_s=0.2, retries=1)
+    backend = backend_for(server, timeout_s=0.2, max_retries=1)
     result = backend.score([(record, "a")])[0]
-    assert not result.valid and result.reward is None
-    assert "timed out" in result.error and "2 attempts" in result.error
+    assert not result.valid and result.reward is None and not result.retryable
+    assert "timed out" in result.error and "after 2 attempts" in result.error
     assert server.count == 2
 
 
 def test_connection_error_is_retried_then_reported(record):
-    backend = OpenAIBackend(
-        base_url="http://127.0.0.1:9/v1", api_key_env=KEY_ENV, retries=1, backoff_s=0.0
-    )
+    backend = OpenAIBackend(base_url="http://127.0.0.1:9/v1", api_key_env=KEY_ENV, max_retries=1)
     result = backend.score([(record, "a")])[0]
-    assert not result.valid and "connection error" in result.error
-    assert backend.requests_total == 2
+    assert not result.valid and not result.retryable
+    assert "connection error" in result.error and "after 2 attempts" in result.error
+
+
+@pytest.mark.parametrize("body", ["not json", "[]", '{"choices": []}', '{"id": "x"}'])
+def test_malformed_body_is_invalid_not_retried(chat_server, record, body):
+    server = chat_server(lambda n, b: Response(content=None, body=body))
+    scorer = GRMScorer(backend_for(server), retries=2, backoff_s=0.0)
+    result = scorer.score([(record, "a")])[0]
+    assert not result.valid and result.reward is None
+    assert "malformed chat-completions response" in result.error
+    assert server.count == 1
+
+
+def test_empty_completion_is_reasked(chat_server, record):
+    server = chat_server(lambda n, b: Response(content="  ") if n == 1 else Response())
+    result = GRMScorer(backend_for(server), retries=1, backoff_s=0.0).critique([(record, "a")])[0]
+    assert result.valid and result.attempts == 2 and server.count == 2
+
+
+def test_bad_request_fails_only_the_item(chat_server, record):
+    server = chat_server(lambda n, b: failure(400, "context too long") if n == 1 else Response())
+    first, second = backend_for(server, concurrency=1).score([(record, "a"), (record, "b")])
+    assert not first.valid and "HTTP 400" in first.error and "context too long" in first.error
+    assert second.valid and server.count == 2  # 400 is not retried
 
 
 def test_concurrency_limit_is_respected(chat_server, record):
@@ -135,15 +185,25 @@ def test_sync_facade_works_inside_a_running_loop(chat_server, record):
     assert asyncio.run(caller())[0].valid
 
 
+@pytest.mark.parametrize("status", [401, 403, 404])
+def test_setup_errors_raise_naming_the_config(chat_server, record, status):
+    server = chat_server(lambda n, b: failure(status, "no such model"))
+    with pytest.raises(GRMError) as info:
+        backend_for(server).score([(record, "a")])
+    message = str(info.value)
+    assert f"HTTP {status}" in message and "no such model" in message
+    assert "grm.openai.base_url" in message and "grm.openai.model" in message
+    assert KEY_ENV in message
+    assert server.count == 1  # not retried
+
+
 def test_key_never_leaks_into_errors_logs_or_reprs(chat_server, record, caplog):
     caplog.set_level(logging.DEBUG)
     echo = f"Incorrect API key provided: {KEY}"
-    server = chat_server(
-        lambda n, b: Response(status=500 if n <= 3 else 401, content=None, body=echo)
-    )
+    server = chat_server(lambda n, b: failure(500 if n <= 3 else 401, echo))
     backend = backend_for(server)
-    result = backend.score([(record, "a")])[0]  # three 500s: retried, then failed
-    assert not result.valid and "HTTP 500" in result.error
+    result = backend.score([(record, "a")])[0]  # three 500s: retried by the client, then failed
+    assert not result.valid and "HTTP 500" in result.error and "***" in result.error
     with pytest.raises(GRMError) as info:
         backend.score([(record, "a")])  # 401: a setup problem, raised
     assert "HTTP 401" in str(info.value) and KEY_ENV in str(info.value)
@@ -152,6 +212,7 @@ def test_key_never_leaks_into_errors_logs_or_reprs(chat_server, record, caplog):
         repr(result),
         str(info.value),
         repr(info.value),
+        "".join(traceback.format_exception(info.value)),
         repr(backend),
         str(vars(backend)),
         caplog.text,
@@ -160,18 +221,17 @@ def test_key_never_leaks_into_errors_logs_or_reprs(chat_server, record, caplog):
     assert server.headers[0]["Authorization"] == f"Bearer {KEY}"  # it was really sent
 
 
+def test_key_cut_by_the_error_excerpt_does_not_leak_its_head(chat_server, record):
+    server = chat_server(lambda n, b: failure(400, "x" * 290 + KEY))
+    result = backend_for(server).score([(record, "a")])[0]
+    assert KEY[:8] not in result.error
+
+
 def test_build_grm_openai_from_config(chat_server, record):
     server = chat_server()
-    cfg = GRMConfig(
-        backend="openai",
-        guided_decoding=True,
-        max_new_tokens=300,
-        backoff_s=0.0,
-        openai=OpenAIBackendConfig(
-            base_url=server.base_url, model="m", api_key_env=KEY_ENV, concurrency=2
-        ),
-    )
+    cfg = config_for(server, guided_decoding=True, max_new_tokens=300)
     scorer = build_grm(cfg)
+    assert scorer.backend.max_retries == 2 and scorer.backend.concurrency == 2
     critiques = scorer.critique([(record, "a")])
     scores = scorer.score([(record, "a")])
     assert critiques[0].valid and critiques[0].reward is None
@@ -179,3 +239,15 @@ def test_build_grm_openai_from_config(chat_server, record):
     assert [b["temperature"] for b in server.bodies] == [0.9, 0.0]
     assert server.bodies[1]["max_tokens"] == 300
     assert server.bodies[1]["structured_outputs"] == {"regex": grm_regex_for(300)}
+
+
+def test_clamp_scores_is_wired_from_config(chat_server, record):
+    overshoot = format_grm_output("Great.", [7, 2, -9])
+    server = chat_server(lambda n, b: Response(content=overshoot))
+    strict = build_grm(config_for(server, retries=0)).score([(record, "a")])[0]
+    assert not strict.valid and strict.error == "Helpfulness score '7' is outside [-5, 5]; " + (
+        "Naturalness score '-9' is outside [-5, 5]"
+    )
+    clamped = build_grm(config_for(server, clamp_scores=True)).score([(record, "a")])[0]
+    assert clamped.valid and clamped.judgement.scores == (5, 2, -5)
+    assert clamped.reward == pytest.approx(0.35 * 5 + 0.40 * 2 + 0.25 * -5)

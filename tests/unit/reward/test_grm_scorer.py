@@ -20,6 +20,10 @@ def scripted(persona, question, answer):
         return "<critique>retry me</critique>"
     if answer.startswith("silent"):
         return "   "
+    if answer.startswith("untagged"):
+        return "Shorten it.\n<scores>\nHelpfulness: 1\nPersonalization: 1\nNaturalness: 1"
+    if answer.startswith("overshoot"):
+        return format_grm_output("Too eager.", [7, 4, -6])
     return format_grm_output(f"critique of {answer}", [2, 4, -2])
 
 
@@ -56,6 +60,22 @@ def test_single_call_critique_carries_reward_and_retries_on_parse(record):
     good, bad = scorer.critique([(record, "good"), (record, "bad")])
     assert good.valid and good.reward is not None and good.critique == "critique of good"
     assert not bad.valid and bad.reward is None and bad.attempts == 3
+
+
+def test_critique_without_tag_never_carries_the_scores(record):
+    result = make("two_call").critique([(record, "untagged")])[0]
+    assert result.valid and result.critique == "Shorten it."
+
+
+def test_out_of_range_scores_are_invalid_unless_clamped(record):
+    strict = make(retries=0).score([(record, "overshoot")])[0]
+    assert not strict.valid and strict.reward is None
+    assert strict.error == (
+        "Helpfulness score '7' is outside [-5, 5]; Naturalness score '-6' is outside [-5, 5]"
+    )
+    clamped = GRMScorer(PythonBackend(scripted), clamp_scores=True).score([(record, "overshoot")])
+    assert clamped[0].valid and clamped[0].judgement.scores == (5, 4, -5)
+    assert clamped[0].reward == pytest.approx(0.35 * 5 + 0.40 * 4 + 0.25 * -5)
 
 
 def test_empty_critique_is_invalid_after_retries(record):
@@ -103,6 +123,7 @@ def test_python_function_errors_name_the_config_key():
         ("no_such_mod_xyz:f", "cannot import"),
         ("cpe.reward.rules:nothing", "no attribute"),
         ("cpe.reward.rules:KEYWORD_ENV", "not callable"),
+        ("cpe.reward.rules:not-a-name", "not a valid name"),
     ]:
         with pytest.raises(GRMError, match="grm.python_function") as info:
             load_function(spec)
@@ -128,6 +149,13 @@ def test_build_grm_python_from_config(record, monkeypatch):
     best, worst = scorer.score([(record, "sleep " * 5), (record, "rest")])
     assert best.reward == pytest.approx(5.0) and worst.reward == pytest.approx(-5.0)
     assert worst.critique.startswith('Use the word "sleep" more')
+
+
+def test_build_grm_passes_clamp_scores():
+    spec = "cpe.reward.rules:keyword_reward"
+    assert not build_grm(GRMConfig(backend="python", python_function=spec)).clamp_scores
+    cfg = GRMConfig(backend="python", python_function=spec, clamp_scores=True)
+    assert build_grm(cfg).clamp_scores  # end to end: test_clamp_scores_is_wired_from_config
 
 
 def test_build_grm_errors():

@@ -89,3 +89,16 @@ def test_build_grm_vllm(tokenizer, record):
     assert scorer.score([(record, "a")])[0].valid
     assert engine.calls[0][1].regex == grm_regex_for(256)
     assert scorer.backend.max_prompt_tokens == 50_000
+
+
+def test_empty_output_is_reasked_but_a_prompt_too_long_is_not(tokenizer, record):
+    base = len(to_token_ids(tokenizer, grm_messages(record, "")))
+    engine = FakeEngine(["  ", GOOD_OUTPUT])
+    scorer = GRMScorer(
+        VLLMBackend(engine, tokenizer, max_prompt_tokens=base + 20), retries=2, backoff_s=0.0
+    )
+    long_record = type(record)(id="big", persona=record.persona, question="why? " * 200)
+    too_long, empty_then_good = scorer.score([(long_record, "a"), (record, "b")])
+    assert not too_long.valid and not too_long.retryable and too_long.attempts == 1
+    assert empty_then_good.valid and empty_then_good.attempts == 2
+    assert [len(prompts) for prompts, _ in engine.calls] == [1, 1]  # only "b", twice
