@@ -1,17 +1,31 @@
-"""Compose, type and validate a config outside ``@hydra.main`` (tools, tests, drivers)."""
+"""Compose, type and validate a config outside ``@hydra.main`` (tools, tests, drivers).
+
+Composition is strict: a key the schema does not know is an error even when it was
+added with ``+``, and a ``???`` left by a group file stops start-up instead of
+inheriting a schema default. Both checks live in :func:`to_typed`, the one step every
+entry point (``cpe.train``, :func:`load_config`) takes.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import types
+import typing
+from collections.abc import Iterator
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
 
 from cpe.config import CPEConfig
 from cpe.validate import ConfigError, validate
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 PRESETS = ("tiny_cpu", "demo", "qwen2.5-7b", "qwen2.5-14b")
+
+#: Old key -> new key, so an old override names its replacement instead of "no such key".
+RENAMED = {"cluster.pools.critic": "cluster.pools.grm"}
 
 
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
@@ -24,8 +38,76 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
 
 
 def to_typed(cfg: DictConfig) -> CPEConfig:
-    """Resolve interpolations and turn the DictConfig into the dataclass tree."""
-    return OmegaConf.to_object(cfg)
+    """Check key names and unset values, resolve interpolations, build the dataclass tree."""
+    problems = key_problems(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return OmegaConf.to_object(_without_hydra(cfg))
+
+
+def key_problems(cfg: DictConfig) -> list[tuple[str, str]]:
+    """Unknown or renamed keys, then values still at ``???``; ``hydra`` is not ours.
+
+    Read from the unresolved tree: an interpolation that cannot resolve yet must not
+    hide a misspelt key.
+    """
+    tree = OmegaConf.to_container(cfg, resolve=False)
+    tree.pop("hydra", None)
+    unknown = list(_unknown_keys(tree, CPEConfig))
+    unset = [key for key in _unset_keys(tree) if not _under(key, unknown)]
+    return [key_problem(key) for key in unknown] + [(key, "is not set") for key in unset]
+
+
+def key_problem(key: str) -> tuple[str, str]:
+    """The finding for a key the schema does not have."""
+    for old, new in RENAMED.items():
+        if _under(key, [old]):
+            return old, f"renamed to {new}"
+    return key, "no such key"
+
+
+def _unknown_keys(tree: dict, schema: type, prefix: str = "") -> Iterator[str]:
+    hints = typing.get_type_hints(schema)
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if key not in hints:
+            yield path
+            continue
+        child = _dataclass_in(hints[key])
+        if child is not None and isinstance(value, dict):
+            yield from _unknown_keys(value, child, f"{path}.")
+
+
+def _unset_keys(node, path: str = "") -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _unset_keys(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _unset_keys(value, f"{path}[{index}]")
+    elif isinstance(node, str) and node == "???":
+        yield path
+
+
+def _dataclass_in(hint) -> type | None:
+    """The dataclass behind ``X`` or ``X | None``; None for leaves, lists and dicts."""
+    options = (hint,)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+    return next((t for t in options if dataclasses.is_dataclass(t)), None)
+
+
+def _under(key: str, roots: list[str]) -> bool:
+    return any(key == root or key.startswith((f"{root}.", f"{root}[")) for root in roots)
+
+
+def _without_hydra(cfg: DictConfig) -> DictConfig:
+    if "hydra" not in cfg:
+        return cfg
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
 
 
 def load_config(overrides: list[str] | tuple[str, ...] = ()) -> CPEConfig:
@@ -40,15 +122,31 @@ def one_line_error(exc: BaseException) -> str:
     if isinstance(exc, ConfigError):
         return "; ".join(f"{key}: {msg}" for key, msg in exc.problems)
     for err in _chain(exc):
-        full_key = getattr(err, "full_key", None)
-        if full_key:
-            msg = str(err).splitlines()[0]
-            return f"{full_key}: {msg}"
+        problem = _omegaconf_problem(err)
+        if problem:
+            return "{}: {}".format(*problem)
     text = " ".join(str(exc).split()).split(" Config search path")[0]
+    appended = re.search(r"An item is already at '([^']+)'", text)
+    if appended:
+        return f"{appended.group(1)}: already set; override it without the +"
     missing = re.search(r"Could not override '([^']+)'", text)
     if missing:
-        return f"{missing.group(1)}: no such key (add it with +{missing.group(1)}=... only if you mean a new key)"
+        return "{}: {}".format(*key_problem(missing.group(1)))
+    located = re.search(r"^(.*?) full_key: (\S+)", text)
+    if located:
+        return f"{located.group(2)}: {located.group(1)}"
     return text
+
+
+def _omegaconf_problem(err: BaseException) -> tuple[str, str] | None:
+    key = getattr(err, "full_key", None)
+    if not key:
+        return None
+    if isinstance(err, ConfigKeyError | ConfigAttributeError):
+        return key_problem(key)
+    if isinstance(err, MissingMandatoryValue):
+        return key, "is not set"
+    return key, str(err).splitlines()[0]
 
 
 def _chain(exc: BaseException):

@@ -17,7 +17,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from cpe.compose import CONF_DIR, one_line_error, to_typed
+from cpe.compose import CONF_DIR, compose, one_line_error, to_typed
 from cpe.config import CPEConfig
 from cpe.data import DataError
 from cpe.data.records import Record
@@ -88,5 +88,18 @@ def main(dcfg: DictConfig) -> None:
         sys.exit(1)
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """``python -m cpe.train``: an unknown or renamed key given on the command line would
+    fail inside Hydra with a multi-line report; compose once here to print one line."""
+    args = sys.argv[1:]
+    if not any(a.startswith(("-", "hydra.")) for a in args):
+        try:
+            to_typed(compose(args))
+        except Exception as exc:  # noqa: BLE001 - report one actionable line, no traceback
+            print(f"config error: {one_line_error(exc)}", file=sys.stderr)
+            sys.exit(2)
     main()
+
+
+if __name__ == "__main__":
+    entry()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import fields
+from pathlib import Path
 
-from cpe.config import CPEConfig
+from cpe.config import MISSING_PATH, CPEConfig
 
 DTYPES = ("float32", "bfloat16")
 DEVICES = ("cpu", "gpu")
@@ -26,18 +28,22 @@ class ConfigError(ValueError):
 def _registry_choices() -> dict[str, tuple[str, ...]]:
     """Valid names come from the registries that dispatch on them, never a second list."""
     from cpe import algo
+    from cpe.data.sources import FORMATS
     from cpe.reward.base import MODES as GRM_MODES
     from cpe.reward.factory import GRM_BACKENDS
-    from cpe.trainer.advantage import ESTIMATORS
     from cpe.trainer.makers import MAKERS
+    from cpe.weight_sync.backends import WEIGHT_SYNC_BACKENDS
 
     return {
         "selection": tuple(algo.SELECTION_STRATEGIES),
-        "advantage": tuple(ESTIMATORS),
+        "advantage": tuple(algo.ADVANTAGE_ESTIMATORS),
+        "policy_loss": tuple(algo.POLICY_LOSSES),
         "kl": tuple(algo.KL_ESTIMATORS),
         "mode": tuple(MAKERS),
         "grm_backend": tuple(GRM_BACKENDS),
         "grm_mode": GRM_MODES,
+        "weight_sync": tuple(WEIGHT_SYNC_BACKENDS),
+        "data_format": FORMATS,
     }
 
 
@@ -59,11 +65,22 @@ class _Checker:
     def positive(self, value, key: str) -> None:
         self.require(value is not None and value > 0, key, f"{value} must be > 0")
 
+    def non_negative(self, value, key: str) -> None:
+        self.require(value >= 0, key, f"{value} must be >= 0")
+
+    def exception(self, key: str, exc: Exception) -> None:
+        """A finding from code that raises: one line, without a leading repeat of the key."""
+        text = " ".join(str(exc).split())
+        if text.startswith(key):
+            text = text[len(key) :].lstrip("=: ")
+        self.problems.append((key, text))
+
 
 def validate(cfg: CPEConfig) -> None:
     """Raise :class:`ConfigError` listing every problem found in ``cfg``."""
     check = _Checker()
-    for part in (_models, _rollout, _grm, _algorithm, _learner, _trainer, _cluster, _logging):
+    parts = (_models, _data, _rollout, _grm, _algorithm, _learner, _trainer, _cluster, _pools)
+    for part in (*parts, _logging, _prompts):
         part(cfg, check)
     if check.problems:
         raise ConfigError(check.problems)
@@ -72,7 +89,7 @@ def validate(cfg: CPEConfig) -> None:
 def _models(cfg: CPEConfig, c: _Checker) -> None:
     for role in ("policy", "grm", "value"):
         spec = getattr(cfg.model, role)
-        c.require(spec.path not in ("", "???"), f"model.{role}.path", "is not set")
+        c.require(spec.path not in ("", MISSING_PATH), f"model.{role}.path", "is not set")
         c.choice(spec.dtype, f"model.{role}.dtype", DTYPES)
     if cfg.model.reference is not None:
         c.choice(cfg.model.reference.dtype, "model.reference.dtype", DTYPES)
@@ -82,11 +99,15 @@ def _models(cfg: CPEConfig, c: _Checker) -> None:
             "model.reference",
             "algorithm.kl.coef > 0 needs a reference model: set model.reference.path",
         )
-        c.require(
-            cfg.cluster.pools.reference.ranks > 0,
-            "cluster.pools.reference.ranks",
-            "algorithm.kl.coef > 0 needs at least one reference rank",
-        )
+
+
+def _data(cfg: CPEConfig, c: _Checker) -> None:
+    d = cfg.data
+    c.require(d.train_path not in ("", MISSING_PATH), "data.train_path", "is not set")
+    if d.format is not None:
+        c.choice(d.format, "data.format", _registry_choices()["data_format"])
+    if d.max_train_records is not None:
+        c.positive(d.max_train_records, "data.max_train_records")
 
 
 def _rollout(cfg: CPEConfig, c: _Checker) -> None:
@@ -116,7 +137,8 @@ def _grm(cfg: CPEConfig, c: _Checker) -> None:
     )
     c.require(g.critique_temperature >= 0, "grm.critique_temperature", "must be >= 0")
     c.require(g.score_temperature >= 0, "grm.score_temperature", "must be >= 0")
-    c.require(g.retries >= 0, "grm.retries", f"{g.retries} must be >= 0")
+    c.non_negative(g.retries, "grm.retries")
+    c.non_negative(g.backoff_s, "grm.backoff_s")
     c.positive(g.max_new_tokens, "grm.max_new_tokens")
     c.positive(g.max_prompt_tokens, "grm.max_prompt_tokens")
     if g.guided_decoding and g.backend == "vllm":
@@ -126,13 +148,25 @@ def _grm(cfg: CPEConfig, c: _Checker) -> None:
             f"{g.max_new_tokens} leaves no room for a critique under guided decoding (need >= 96)",
         )
     if g.backend == "python":
-        fn = g.python_function or ""
-        c.require(":" in fn, "grm.python_function", "set it to 'package.module:function'")
+        _python_function(g.python_function, c)
     if g.backend == "openai":
         c.positive(g.openai.concurrency, "grm.openai.concurrency")
         c.positive(g.openai.timeout_s, "grm.openai.timeout_s")
-    if g.backend == "vllm":
-        c.positive(cfg.cluster.pools.grm.engines, "cluster.pools.grm.engines")
+        c.non_negative(g.openai.max_retries, "grm.openai.max_retries")
+
+
+def _python_function(spec: str | None, c: _Checker) -> None:
+    """Import it now: a typo costs a second here, not a cluster start-up."""
+    from cpe.reward.base import GRMError
+    from cpe.reward.python_backend import load_function
+
+    if not spec:
+        c.require(False, "grm.python_function", "is not set")
+        return
+    try:
+        load_function(spec)
+    except GRMError as exc:
+        c.exception("grm.python_function", exc)
 
 
 def _algorithm(cfg: CPEConfig, c: _Checker) -> None:
@@ -141,6 +175,14 @@ def _algorithm(cfg: CPEConfig, c: _Checker) -> None:
     c.choice(a.mode, "algorithm.mode", choices["mode"])
     c.choice(a.selection, "algorithm.selection", choices["selection"])
     c.choice(a.advantage, "algorithm.advantage", choices["advantage"])
+    c.choice(a.policy_loss, "algorithm.policy_loss", choices["policy_loss"])
+    if a.policy_loss == "ppo" and a.mode != "ppo":
+        c.require(
+            False,
+            "algorithm.policy_loss",
+            f"'ppo' has no off-policy term for edited rows: use it only with "
+            f"algorithm.mode=ppo (algorithm.mode={a.mode!r})",
+        )
     c.choice(a.kl.kind, "algorithm.kl.kind", choices["kl"])
     c.in_range(a.edit_ratio, "algorithm.edit_ratio", 0.0, 1.0)
     c.in_range(a.gamma, "algorithm.gamma", 0.0, 1.0)
@@ -148,7 +190,8 @@ def _algorithm(cfg: CPEConfig, c: _Checker) -> None:
     c.in_range(a.clip_low, "algorithm.clip_low", 0.0, 1.0)
     c.require(a.clip_high >= 0, "algorithm.clip_high", f"{a.clip_high} must be >= 0")
     c.require(a.value_clip > 0, "algorithm.value_clip", f"{a.value_clip} must be > 0")
-    c.require(a.kl.coef >= 0, "algorithm.kl.coef", f"{a.kl.coef} must be >= 0")
+    c.non_negative(a.kl.coef, "algorithm.kl.coef")
+    c.non_negative(a.entropy_coef, "algorithm.entropy_coef")
     if a.edit_ratio_cap is not None:
         c.positive(a.edit_ratio_cap, "algorithm.edit_ratio_cap")
 
@@ -164,6 +207,8 @@ def _learner(cfg: CPEConfig, c: _Checker) -> None:
     c.positive(lr.ppo_epochs, "learner.ppo_epochs")
     c.positive(lr.grad_clip, "learner.grad_clip")
     c.positive(lr.mini_batch_prompts, "learner.mini_batch_prompts")
+    c.non_negative(lr.weight_decay, "learner.weight_decay")
+    c.non_negative(lr.warmup_steps, "learner.warmup_steps")
     batch = cfg.trainer.rollout_batch_prompts
     if lr.mini_batch_prompts > 0 and batch % lr.mini_batch_prompts:
         c.require(
@@ -174,7 +219,6 @@ def _learner(cfg: CPEConfig, c: _Checker) -> None:
     originals = lr.mini_batch_prompts * cfg.rollout.n
     for role in ("policy", "value"):
         ranks = getattr(pools, role).ranks
-        c.positive(ranks, f"cluster.pools.{role}.ranks")
         if ranks > 0 and originals % ranks:
             c.require(
                 False,
@@ -191,6 +235,19 @@ def _trainer(cfg: CPEConfig, c: _Checker) -> None:
     c.positive(t.epochs, "trainer.epochs")
     c.positive(t.save_every, "trainer.save_every")
     c.positive(t.keep_checkpoints, "trainer.keep_checkpoints")
+    _resume(t.resume, c)
+
+
+def _resume(resume: str, c: _Checker) -> None:
+    from cpe.trainer.checkpoint import MARKER
+
+    if resume in ("auto", "never"):
+        return
+    c.require(
+        (Path(resume) / MARKER).is_file(),
+        "trainer.resume",
+        f"{resume!r} is not auto, never or a complete checkpoint folder (no {MARKER} file in it)",
+    )
 
 
 def _cluster(cfg: CPEConfig, c: _Checker) -> None:
@@ -205,7 +262,13 @@ def _cluster(cfg: CPEConfig, c: _Checker) -> None:
             f"is {cl.pools.grm.engines} but grm.backend={cfg.grm.backend!r} needs no "
             "GRM engines: set it to 0",
         )
-    c.positive(cl.pools.rollout.engines, "cluster.pools.rollout.engines")
+    c.choice(cl.weight_sync, "cluster.weight_sync", _registry_choices()["weight_sync"])
+    if cl.weight_sync == "nccl":
+        c.require(
+            cl.device == "gpu",
+            "cluster.weight_sync",
+            f"nccl needs cluster.device=gpu (cluster.device={cl.device!r}): use object_store",
+        )
     wanted = pool_devices(cfg)
     have = cl.num_nodes * cl.devices_per_node
     c.require(
@@ -215,6 +278,36 @@ def _cluster(cfg: CPEConfig, c: _Checker) -> None:
         f"{have} (cluster.num_nodes={cl.num_nodes} x cluster.devices_per_node="
         f"{cl.devices_per_node}); shrink the pools or grow the cluster",
     )
+
+
+def _pools(cfg: CPEConfig, c: _Checker) -> None:
+    """Every pool's sizes: counts >= 0, and > 0 where this config needs the pool."""
+    needed = _needed_pools(cfg)
+    for pool in fields(cfg.cluster.pools):
+        spec = getattr(cfg.cluster.pools, pool.name)
+        for count, per in (("engines", "devices_per_engine"), ("ranks", "devices_per_rank")):
+            key = f"cluster.pools.{pool.name}.{count}"
+            value = getattr(spec, count)
+            if key in needed:
+                why = f" ({needed[key]})" if needed[key] else ""
+                c.require(value > 0, key, f"{value} must be > 0{why}")
+            else:
+                c.non_negative(value, key)
+            c.positive(getattr(spec, per), f"cluster.pools.{pool.name}.{per}")
+
+
+def _needed_pools(cfg: CPEConfig) -> dict[str, str]:
+    """Pool size key -> why this config needs it (appended to the message)."""
+    needed = {
+        "cluster.pools.rollout.engines": "",
+        "cluster.pools.policy.ranks": "",
+        "cluster.pools.value.ranks": "",
+    }
+    if cfg.grm.backend == "vllm":
+        needed["cluster.pools.grm.engines"] = "grm.backend=vllm runs the GRM on them"
+    if cfg.algorithm.kl.coef > 0:
+        needed["cluster.pools.reference.ranks"] = "algorithm.kl.coef > 0 needs a reference rank"
+    return needed
 
 
 def pool_devices(cfg: CPEConfig) -> int:
@@ -231,3 +324,21 @@ def pool_devices(cfg: CPEConfig) -> int:
 def _logging(cfg: CPEConfig, c: _Checker) -> None:
     c.choice(cfg.logging.wandb_mode, "logging.wandb_mode", WANDB_MODES)
     c.require(cfg.logging.sample_rows >= 0, "logging.sample_rows", "must be >= 0")
+
+
+def _prompts(cfg: CPEConfig, c: _Checker) -> None:
+    """The prompt set and every override file exist (resolved as cpe.prompts does)."""
+    from cpe.prompts import PromptSet
+
+    missing = False
+    for role in fields(cfg.prompts.overrides):
+        path = getattr(cfg.prompts.overrides, role.name)
+        if path is not None and not Path(path).expanduser().is_file():
+            c.require(False, f"prompts.overrides.{role.name}", f"{path!r}: no such file")
+            missing = True
+    if missing:
+        return
+    try:
+        PromptSet.from_config(cfg.prompts)
+    except FileNotFoundError as exc:
+        c.exception("prompts.set", exc)

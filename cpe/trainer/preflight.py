@@ -1,5 +1,6 @@
 """The cheap start-up checks: data readable and valid, run folder usable, models
-findable. Seconds, no Ray: a bad input never costs a cluster start-up."""
+findable, every prompt within its token budget. Seconds, no Ray: a bad input never
+costs a cluster start-up."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from pathlib import Path
 from cpe.config import CPEConfig
 from cpe.data import load_bundled, load_records
 from cpe.data.records import Record
-from cpe.models.paths import check_model_path
+from cpe.models.paths import check_model_path, resolve_model_path
+from cpe.validate import ConfigError
+
+MAX_LISTED = 3  # offenders named in the error; the rest are counted
 
 
 def load_split(
@@ -45,4 +49,39 @@ def prepare(cfg: CPEConfig) -> list[Record]:
     for role in ("policy", "grm", "value", "reference"):
         if getattr(cfg.model, role) is not None:
             check_model_path(getattr(cfg.model, role).path, f"model.{role}.path")
+    check_prompt_lengths(cfg, train)
     return train
+
+
+def check_prompt_lengths(cfg: CPEConfig, records: list[Record]) -> None:
+    """Every record's policy prompt fits ``rollout.max_prompt_tokens``.
+
+    The rollout refuses a longer prompt mid-run; checking all records here turns a
+    crash hours in into one line before Ray starts.
+    """
+    limit = cfg.rollout.max_prompt_tokens
+    lengths = policy_prompt_lengths(cfg, records)
+    over = [(r.id, n) for r, n in zip(records, lengths, strict=True) if n > limit]
+    if not over:
+        return
+    listed = ", ".join(f"record {rid!r} ({n} tokens)" for rid, n in over[:MAX_LISTED])
+    more = f" and {len(over) - MAX_LISTED} more" if len(over) > MAX_LISTED else ""
+    message = (
+        f"{len(over)} of {len(records)} policy prompts in {cfg.data.train_path} are longer "
+        f"than {limit} tokens: {listed}{more}; raise it to at least {max(lengths)} or drop "
+        "those records"
+    )
+    raise ConfigError([("rollout.max_prompt_tokens", message)])
+
+
+def policy_prompt_lengths(cfg: CPEConfig, records: list[Record]) -> list[int]:
+    """Token counts of the policy prompts exactly as the rollout renders them."""
+    from transformers import AutoTokenizer
+
+    from cpe.prompts import PromptSet, policy_messages
+    from cpe.prompts.chat import to_token_ids
+
+    path = resolve_model_path(cfg.model.policy.path, cfg.model.cache_dir, "model.policy.path")
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    prompts = PromptSet.from_config(cfg.prompts)
+    return [len(to_token_ids(tokenizer, policy_messages(record, prompts))) for record in records]

@@ -1,11 +1,14 @@
+import json
 import subprocess
 import sys
+import time
 
 import pytest
 
-from cpe.compose import load_config
+from cpe.compose import load_config, one_line_error
 from cpe.data import DataError
-from cpe.trainer.preflight import prepare
+from cpe.trainer.preflight import check_prompt_lengths, policy_prompt_lengths, prepare
+from cpe.validate import ConfigError
 
 
 def _cfg(tmp_path, *overrides):
@@ -54,3 +57,58 @@ def test_cli_exits_2_with_one_line(tmp_path):
         out.stderr.strip().splitlines()[-1]
         == "config error: algorithm.edit_ratio: 3.0 must be in [0.0, 1.0]"
     )
+
+
+def _write_records(path, questions):
+    rows = [
+        json.dumps({"id": rid, "question": q, "persona": {"job": "nurse"}})
+        for rid, q in questions.items()
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_every_too_long_prompt_is_found_before_anything_starts(tmp_path):
+    long = "Please explain every step of planning a cheap weekend trip by train. " * 40
+    questions = {f"short-{i}": "How do I sleep better?" for i in range(3)}
+    questions.update({f"long-{i}": long + str(i) for i in range(5)})
+    data = _write_records(tmp_path / "train.jsonl", questions)
+    ok = _cfg(tmp_path, "data=jsonl", f"data.train_path={data}", "rollout.max_prompt_tokens=100000")
+    lengths = dict(zip(questions, policy_prompt_lengths(ok, prepare(ok)), strict=True))
+    limit = max(lengths["short-0"], lengths["short-1"], lengths["short-2"])
+    cfg = _cfg(
+        tmp_path, "data=jsonl", f"data.train_path={data}", f"rollout.max_prompt_tokens={limit}"
+    )
+    with pytest.raises(ConfigError) as info:
+        prepare(cfg)
+    listed = ", ".join(f"record 'long-{i}' ({lengths[f'long-{i}']} tokens)" for i in range(3))
+    assert one_line_error(info.value) == (
+        f"rollout.max_prompt_tokens: 5 of 8 policy prompts in {data} are longer than {limit} "
+        f"tokens: {listed} and 2 more; raise it to at least {max(lengths.values())} or drop "
+        "those records"
+    )
+
+
+def test_prompt_lengths_are_the_rollouts_own(tmp_path):
+    from transformers import AutoTokenizer
+
+    from cpe.models.paths import resolve_model_path
+    from cpe.prompts import PromptSet
+    from cpe.trainer.makers import Prompter
+
+    cfg = _cfg(tmp_path)
+    records = prepare(cfg)[:8]
+    path = resolve_model_path(cfg.model.policy.path, cfg.model.cache_dir)
+    prompter = Prompter(
+        AutoTokenizer.from_pretrained(path), PromptSet.from_config(cfg.prompts), 10**6, 10**6
+    )
+    expected = [len(prompter.policy_ids(record)) for record in records]
+    assert policy_prompt_lengths(cfg, records) == expected
+
+
+def test_checking_every_bundled_prompt_is_fast(tmp_path):
+    cfg = _cfg(tmp_path)
+    records = prepare(cfg)  # warm: tokenizer imported and built once
+    started = time.perf_counter()
+    check_prompt_lengths(cfg, records)
+    assert len(records) == 271 and time.perf_counter() - started < 3.0

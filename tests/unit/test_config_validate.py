@@ -1,0 +1,124 @@
+"""Start-up validation: each bad value gets one line naming the key, before Ray."""
+
+import pytest
+
+from cpe.algo import POLICY_LOSSES
+from cpe.compose import load_config, one_line_error
+from cpe.data.sources import FORMATS
+from cpe.prompts import DEFAULT
+from cpe.trainer.checkpoint import MARKER
+from cpe.weight_sync.backends import WEIGHT_SYNC_BACKENDS
+
+
+def _error_for(*overrides, preset="tiny_cpu"):
+    with pytest.raises(Exception) as info:
+        load_config([f"experiment={preset}", *overrides])
+    return one_line_error(info.value)
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("grm.backoff_s=-1", "grm.backoff_s: -1.0 must be >= 0"),
+        ("learner.weight_decay=-0.1", "learner.weight_decay: -0.1 must be >= 0"),
+        ("learner.warmup_steps=-1", "learner.warmup_steps: -1 must be >= 0"),
+        ("algorithm.entropy_coef=-0.01", "algorithm.entropy_coef: -0.01 must be >= 0"),
+        ("data.max_train_records=0", "data.max_train_records: 0 must be > 0"),
+        ("data.format=csv", f"data.format: 'csv' is not one of {list(FORMATS)}"),
+        (
+            "algorithm.policy_loss=clip",
+            f"algorithm.policy_loss: 'clip' is not one of {list(POLICY_LOSSES)}",
+        ),
+        (
+            "algorithm.policy_loss=ppo",
+            "algorithm.policy_loss: 'ppo' has no off-policy term for edited rows: use it only "
+            "with algorithm.mode=ppo (algorithm.mode='cpe')",
+        ),
+        (
+            "cluster.weight_sync=gloo",
+            f"cluster.weight_sync: 'gloo' is not one of {list(WEIGHT_SYNC_BACKENDS)}",
+        ),
+        (
+            "cluster.weight_sync=nccl",
+            "cluster.weight_sync: nccl needs cluster.device=gpu (cluster.device='cpu'): "
+            "use object_store",
+        ),
+    ],
+)
+def test_bad_values_get_the_exact_line(override, expected):
+    assert _error_for(override) == expected
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("cluster.pools.rollout.engines=0", "cluster.pools.rollout.engines: 0 must be > 0"),
+        ("cluster.pools.policy.ranks=0", "cluster.pools.policy.ranks: 0 must be > 0"),
+        ("cluster.pools.value.ranks=0", "cluster.pools.value.ranks: 0 must be > 0"),
+        (
+            "cluster.pools.grm.engines=0",
+            "cluster.pools.grm.engines: 0 must be > 0 (grm.backend=vllm runs the GRM on them)",
+        ),
+        ("cluster.pools.reference.ranks=-1", "cluster.pools.reference.ranks: -1 must be >= 0"),
+        ("cluster.pools.reference.engines=-1", "cluster.pools.reference.engines: -1 must be >= 0"),
+        *[
+            (f"cluster.pools.{pool}.{per}=0", f"cluster.pools.{pool}.{per}: 0 must be > 0")
+            for pool in ("rollout", "grm", "policy", "value", "reference")
+            for per in ("devices_per_engine", "devices_per_rank")
+        ],
+    ],
+)
+def test_every_pool_size_is_checked(override, expected):
+    assert _error_for(override) == expected
+
+
+def test_a_kl_term_needs_reference_ranks():
+    assert _error_for("algorithm.kl.coef=0.1") == (
+        "model.reference: algorithm.kl.coef > 0 needs a reference model: set "
+        "model.reference.path; cluster.pools.reference.ranks: 0 must be > 0 "
+        "(algorithm.kl.coef > 0 needs a reference rank)"
+    )
+
+
+def test_ppo_loss_is_fine_in_ppo_mode_and_nccl_on_gpu():
+    assert load_config(["experiment=tiny_cpu", "algorithm=ppo", "algorithm.policy_loss=ppo"])
+    assert load_config(["experiment=qwen2.5-7b"]).cluster.weight_sync == "nccl"
+
+
+def test_openai_retries_are_checked():
+    line = _error_for("grm=openai", "cluster.pools.grm.engines=0", "grm.openai.max_retries=-1")
+    assert line == "grm.openai.max_retries: -1 must be >= 0"
+
+
+def test_resume_is_auto_never_or_a_complete_checkpoint(tmp_path):
+    for value in ("auto", "never"):
+        assert load_config(["experiment=tiny_cpu", f"trainer.resume={value}"])
+    assert _error_for(f"trainer.resume={tmp_path}") == (
+        f"trainer.resume: '{tmp_path}' is not auto, never or a complete checkpoint folder "
+        f"(no {MARKER} file in it)"
+    )
+    (tmp_path / MARKER).write_text("3")
+    assert load_config(["experiment=tiny_cpu", f"trainer.resume={tmp_path}"])
+
+
+def test_python_function_is_imported_at_start_up():
+    base = ("grm=python", "cluster.pools.grm.engines=0")
+    good = "grm.python_function=cpe.reward.rules:letter_reward"
+    assert load_config(["experiment=tiny_cpu", *base, good]).grm.python_function
+    # The wording after the key belongs to cpe.reward.python_backend.
+    for spec, detail in (("no_such_module_x:fn", "no_such_module_x"), ("nocolon", "nocolon")):
+        line = _error_for(*base, f"grm.python_function={spec}")
+        assert line.startswith("grm.python_function: ") and detail in line
+        assert "grm.python_function=" not in line and "\n" not in line
+
+
+def test_prompt_set_and_override_files_must_exist(tmp_path):
+    assert _error_for("prompts.set=no_such_set") == (
+        "prompts.set: prompt set 'no_such_set' is neither a built-in set (default) nor an "
+        "existing directory"
+    )
+    missing = tmp_path / "rubric.jinja"
+    assert _error_for(f"prompts.overrides.grm={missing}") == (
+        f"prompts.overrides.grm: '{missing}': no such file"
+    )
+    assert load_config(["experiment=tiny_cpu", f"prompts.set={DEFAULT.template_dir}"])
