@@ -133,17 +133,10 @@ def hybrid_policy_loss(
     return loss, metrics
 
 
-def ppo_policy_loss(
-    logp: torch.Tensor,
-    old_logp: torch.Tensor,
-    behaviour_logp: torch.Tensor,
-    advantages: torch.Tensor,
-    mask: torch.Tensor,
-    is_edit: torch.Tensor,
-    **clip: float | None,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Plain PPO under the policy-loss signature (``clip_low``/``clip_high`` as keywords;
-    ``behaviour_logp`` and ``edit_ratio_cap`` unused): every row is on-policy, so a batch
+def ppo_policy_loss(logp, old_logp, behaviour_logp, advantages, mask, is_edit, **clip):
+    """Plain PPO under the policy-loss signature, typed as :func:`hybrid_policy_loss`
+    (``clip_low``/``clip_high`` as keywords; ``behaviour_logp`` and ``edit_ratio_cap``
+    unused): every row is on-policy, so a batch
     with edited rows is refused (they need the off-policy term of the hybrid loss)."""
     if bool(is_edit.bool().any()):
         raise ValueError("algorithm.policy_loss=ppo has no off-policy term for edited rows")

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import ray
 import torch
 
 from cpe.batch import ForwardPasses, TensorBatch
@@ -23,6 +22,8 @@ def get_all(refs: list) -> list:
     """``ray.get`` that fails as soon as ANY rank fails. Plain ``ray.get`` waits in list
     order, so a dead rank 1 would leave us blocked on rank 0, itself stuck in a
     collective until the process-group timeout."""
+    import ray
+
     pending = list(refs)
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
@@ -39,7 +40,7 @@ class RayLearnerGroup:
     seed: int = 0
     reference: list = field(default_factory=list)  # frozen reference ranks (KL), may be empty
     # The object store: Ray's in production; unit tests pass in-process stand-ins.
-    put: Callable[[Any], Any] = field(default=lambda obj: ray.put(obj))
+    put: Callable[[Any], Any] = field(default=lambda obj: _ray_put(obj))
     wait_all: Callable[[list], list] = field(default=lambda refs: get_all(refs))
 
     def _submit(self, actors: list, call: Callable[[Any, Any], Any], batch: TensorBatch) -> tuple:
@@ -62,12 +63,11 @@ class RayLearnerGroup:
     ) -> ForwardPasses:
         """pi_old and V on the batch, reference log-probs if any, and mu on the edits'
         own prompts: every pool works at once instead of one after the other."""
-        old_logp = self._submit(self.policy, "logprobs", batch, temperature)
-        values = self._submit(self.value, "values", batch)
-        ref = (
-            self._submit(self.reference, "logprobs", batch, temperature) if self.reference else None
-        )
-        mu = self._submit(self.policy, "logprobs", edits, temperature) if edits else None
+        logprobs = _logprobs(temperature)
+        old_logp = self._submit(self.policy, logprobs, batch)
+        values = self._submit(self.value, lambda actor, ref: actor.values.remote(ref), batch)
+        ref = self._submit(self.reference, logprobs, batch) if self.reference else None
+        mu = self._submit(self.policy, logprobs, edits) if edits else None
         return ForwardPasses(
             old_logp=self._collect(old_logp),
             old_values=self._collect(values),
@@ -114,9 +114,17 @@ class RayLearnerGroup:
         return refs[0]
 
     def shutdown(self) -> None:
+        import ray
+
         for actor in self.policy + self.value + self.reference:
             ray.kill(actor)
 
 
 def _logprobs(temperature: float) -> Callable[[Any, Any], Any]:
     return lambda actor, ref: actor.logprobs.remote(ref, temperature)
+
+
+def _ray_put(obj: Any) -> Any:
+    import ray
+
+    return ray.put(obj)
