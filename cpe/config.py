@@ -171,7 +171,7 @@ class ClusterConfig:
     num_nodes: int = 1
     devices_per_node: int = 8  # GPUs per node (gpu) or CPU bundles per node (cpu)
     object_store_mb: int | None = None
-    # How new policy weights reach the rollout engines (cpe.weight_sync.WEIGHT_SYNC_BACKENDS):
+    # How new policy weights reach the rollout engines (cpe.weight_sync.backends.WEIGHT_SYNC_BACKENDS):
     # object_store (any device; the CPU path) | nccl (GPU: broadcast from learner rank 0).
     weight_sync: str = "object_store"
     pools: PoolsConfig = field(default_factory=PoolsConfig)

@@ -134,10 +134,10 @@ def hybrid_policy_loss(
 
 
 def ppo_policy_loss(logp, old_logp, behaviour_logp, advantages, mask, is_edit, **clip):
-    """Plain PPO under the policy-loss signature, typed as :func:`hybrid_policy_loss`
-    (``clip_low``/``clip_high`` as keywords; ``behaviour_logp`` and ``edit_ratio_cap``
-    unused): every row is on-policy, so a batch
-    with edited rows is refused (they need the off-policy term of the hybrid loss)."""
+    """Plain PPO under the policy-loss signature (argument types as in
+    :func:`hybrid_policy_loss`; ``clip_low``/``clip_high`` as keywords, ``behaviour_logp``
+    and ``edit_ratio_cap`` unused). Every row is on-policy, so a batch with edited rows
+    is refused: they need the off-policy term of the hybrid loss."""
     if bool(is_edit.bool().any()):
         raise ValueError("algorithm.policy_loss=ppo has no off-policy term for edited rows")
     bounds = {k: v for k, v in clip.items() if k in ("clip_low", "clip_high")}

@@ -102,7 +102,7 @@ class VLLMEngine:
             self.update_weights(bucket)
         return self.finish_weight_update(version)
 
-    # -- GPU: vLLM's native NCCL weight transfer (untested here, see nccl_sync) ----
+    # -- GPU: vLLM's native NCCL weight transfer (untested here, see cpe.weight_sync.nccl) ----
     def init_weight_transfer(self, **init_info: Any) -> None:
         from cpe.weight_sync import nccl as nccl_sync
 

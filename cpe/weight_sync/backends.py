@@ -7,8 +7,9 @@ Backends implement :class:`cpe.protocols.WeightSync` and are chosen by
   tensors into buckets that stay in Ray's object store and every engine pulls them
   directly, never one RPC per parameter; engines load them in place
   (``cpe.weight_sync.cpu_extension``).
-- ``nccl`` (GPU, untested here): rank 0 broadcasts every bucket over NCCL into the
-  engines through vLLM's weight-transfer API (``cpe.weight_sync.nccl``).
+- ``nccl`` (GPU, untested here): rank 0 broadcasts every parameter over NCCL, in one
+  packed producer pass, into the engines through vLLM's weight-transfer API
+  (``cpe.weight_sync.nccl``).
 
 After a push, :meth:`PushAndCheck.check` compares engine and learner log-probs on a few
 greedy tokens and reports the gap.
@@ -91,8 +92,8 @@ class ObjectStoreSync(PushAndCheck):
 
 class NcclBroadcastSync(PushAndCheck):
     """GPU: learner rank 0 and every engine worker share one NCCL group; rank 0
-    broadcasts bucket by bucket while the engines receive through vLLM's
-    weight-transfer API. Needs the Ray-backed groups (``RayLearnerGroup.policy``,
+    broadcasts all parameters in one packed pass while the engines receive through
+    vLLM's weight-transfer API. Needs the Ray-backed groups (``RayLearnerGroup.policy``,
     ``EnginePool.actors``). Untested here: no GPU in CI."""
 
     def __init__(self, *args, tp_size: int = 1, **kwargs):

@@ -14,9 +14,9 @@ Setup (once; every side must enter at the same time, they rendezvous in NCCL):
 - the learner's rank 0 builds ``NcclWeightSender(master_address, master_port,
   world_size)`` concurrently (rank 0 of the group).
 
-Each sync: ``metas = weight_metas(named_tensors)``; launch
+Each sync: ``metas = rank0.weight_metas()`` (``cpe.weight_sync.sender``); launch
 ``engine.receive_weights.remote(metas, version)`` on every engine, then
-``sender.broadcast(named_tensors)`` on the learner, then ``ray.get`` both sides. The
+``broadcast_weights`` on every learner rank (rank 0 sends), then ``ray.get`` both sides. The
 engine side loads through vLLM's layerwise reload, which handles fused q/k/v and a
 tied head on GPU (the head reads the shared embedding storage directly). Tensors must
 be sent in the order of ``metas``; ``packed`` must agree on both sides.
@@ -30,10 +30,6 @@ from typing import Any
 import torch
 
 WeightMeta = tuple[str, str, list[int]]  # HF name, torch dtype name, shape
-
-
-def weight_metas(named_tensors: Iterable[tuple[str, torch.Tensor]]) -> list[WeightMeta]:
-    return [(n, str(t.dtype).removeprefix("torch."), list(t.shape)) for n, t in named_tensors]
 
 
 # -- engine side (inside the VLLMEngine actor) -----------------------------------

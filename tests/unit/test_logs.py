@@ -21,6 +21,8 @@ def clean(monkeypatch):
     monkeypatch.delenv(logs.ALL_ENV, raising=False)
     monkeypatch.delenv("VLLM_LOGGING_LEVEL", raising=False)
     saved = {n: (logging.getLogger(n).filters[:], logging.getLogger(n).level) for n in TOUCHED}
+    for name in TOUCHED:  # an engine started earlier in this process installed them already
+        logging.getLogger(name).filters[:] = []
     with warnings.catch_warnings():
         yield
     for name, (filters, level) in saved.items():
