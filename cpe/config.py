@@ -20,12 +20,19 @@ class ModelSpec:
 
 
 @dataclass
+class ReferenceSpec:
+    # A frozen reference policy for a KL term (algorithm.kl.coef > 0); null = none.
+    path: str | None = None
+    dtype: str = "float32"
+
+
+@dataclass
 class ModelConfig:
     policy: ModelSpec = field(default_factory=ModelSpec)
     grm: ModelSpec = field(default_factory=ModelSpec)
     # The value model is initialised from the policy's checkpoint (spec step 7).
     value: ModelSpec = field(default_factory=ModelSpec)
-    reference: ModelSpec | None = None
+    reference: ReferenceSpec = field(default_factory=ReferenceSpec)
     cache_dir: str = ".cache/models"
 
 
@@ -146,22 +153,26 @@ class TrainerConfig:
 
 
 @dataclass
-class PoolConfig:
-    # Rollout/GRM pools: `engines` vLLM engines with `devices_per_engine` each.
-    # Learner pools: `ranks` DeepSpeed ranks with `devices_per_rank` each.
-    engines: int = 0
+class EnginePoolConfig:
+    # `engines` vLLM engines with `devices_per_engine` each (tensor parallel on GPU).
+    engines: int = 1
     devices_per_engine: int = 1
-    ranks: int = 0
+
+
+@dataclass
+class RankPoolConfig:
+    # `ranks` DeepSpeed ranks with `devices_per_rank` each.
+    ranks: int = 1
     devices_per_rank: int = 1
 
 
 @dataclass
 class PoolsConfig:
-    rollout: PoolConfig = field(default_factory=lambda: PoolConfig(engines=1))
-    grm: PoolConfig = field(default_factory=lambda: PoolConfig(engines=1))
-    policy: PoolConfig = field(default_factory=lambda: PoolConfig(ranks=1))
-    value: PoolConfig = field(default_factory=lambda: PoolConfig(ranks=1))
-    reference: PoolConfig = field(default_factory=PoolConfig)
+    rollout: EnginePoolConfig = field(default_factory=EnginePoolConfig)
+    grm: EnginePoolConfig = field(default_factory=EnginePoolConfig)
+    policy: RankPoolConfig = field(default_factory=RankPoolConfig)
+    value: RankPoolConfig = field(default_factory=RankPoolConfig)
+    reference: RankPoolConfig = field(default_factory=lambda: RankPoolConfig(ranks=0))
 
 
 @dataclass

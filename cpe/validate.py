@@ -9,6 +9,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from cpe.config import MISSING_PATH, CPEConfig
+from cpe.models.paths import model_roles
 
 DTYPES = ("float32", "bfloat16")
 DEVICES = ("cpu", "gpu")
@@ -87,16 +88,13 @@ def validate(cfg: CPEConfig) -> None:
 
 
 def _models(cfg: CPEConfig, c: _Checker) -> None:
-    for role in ("policy", "grm", "value"):
-        spec = getattr(cfg.model, role)
+    for role, spec in model_roles(cfg).items():
         c.require(spec.path not in ("", MISSING_PATH), f"model.{role}.path", "is not set")
         c.choice(spec.dtype, f"model.{role}.dtype", DTYPES)
-    if cfg.model.reference is not None:
-        c.choice(cfg.model.reference.dtype, "model.reference.dtype", DTYPES)
     if cfg.algorithm.kl.coef > 0:
         c.require(
-            cfg.model.reference is not None,
-            "model.reference",
+            cfg.model.reference.path is not None,
+            "model.reference.path",
             "algorithm.kl.coef > 0 needs a reference model: set model.reference.path",
         )
 
@@ -285,7 +283,10 @@ def _pools(cfg: CPEConfig, c: _Checker) -> None:
     needed = _needed_pools(cfg)
     for pool in fields(cfg.cluster.pools):
         spec = getattr(cfg.cluster.pools, pool.name)
-        for count, per in (("engines", "devices_per_engine"), ("ranks", "devices_per_rank")):
+        engine_pool = hasattr(spec, "engines")
+        for count, per in [
+            ("engines", "devices_per_engine") if engine_pool else ("ranks", "devices_per_rank")
+        ]:
             key = f"cluster.pools.{pool.name}.{count}"
             value = getattr(spec, count)
             if key in needed:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cpe.config import CPEConfig, ModelSpec, ReferenceSpec
+
 FIXTURES = ("tiny", "smollm2")
 
 
@@ -40,3 +42,15 @@ def resolve_model_path(
 
         return str(build_smollm2(cache / "smollm2-135m-instruct").resolve())
     raise AssertionError(f"fixture {name!r} is listed in FIXTURES but has no builder")
+
+
+def model_roles(cfg: CPEConfig) -> dict[str, ModelSpec | ReferenceSpec]:
+    """The models this config runs, by role: the policy and value always, the GRM when
+    vLLM serves it (other backends bring their own), a reference when one is set."""
+    roles = {"policy": cfg.model.policy}
+    if cfg.grm.backend == "vllm":
+        roles["grm"] = cfg.model.grm
+    roles["value"] = cfg.model.value
+    if cfg.model.reference.path is not None:
+        roles["reference"] = cfg.model.reference
+    return roles

@@ -9,7 +9,7 @@ from pathlib import Path
 from cpe.config import CPEConfig
 from cpe.data import load_bundled, load_records
 from cpe.data.records import Record
-from cpe.models.paths import check_model_path, resolve_model_path
+from cpe.models.paths import check_model_path, model_roles, resolve_model_path
 from cpe.validate import ConfigError
 
 MAX_LISTED = 3  # offenders named in the error; the rest are counted
@@ -46,9 +46,8 @@ def prepare(cfg: CPEConfig) -> list[Record]:
             f"logging.run_dir={str(run_dir)!r} already holds a run and trainer.resume=never would "
             "overwrite its metrics: pick a new logging.run_dir or use trainer.resume=auto"
         )
-    for role in ("policy", "grm", "value", "reference"):
-        if getattr(cfg.model, role) is not None:
-            check_model_path(getattr(cfg.model, role).path, f"model.{role}.path")
+    for role, spec in model_roles(cfg).items():
+        check_model_path(spec.path, f"model.{role}.path")
     check_prompt_lengths(cfg, train)
     return train
 

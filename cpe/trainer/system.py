@@ -12,7 +12,7 @@ from cpe.config import CPEConfig
 from cpe.data.cursor import PromptCursor
 from cpe.data.records import Record
 from cpe.learner.group import RayLearnerGroup
-from cpe.models.paths import resolve_model_path
+from cpe.models.paths import model_roles, resolve_model_path
 from cpe.rollout.pool import EnginePool
 from cpe.rollout.settings import EngineSettings
 from cpe.trainer.checkpoint import CheckpointManager, read_driver_state, resolve_resume
@@ -132,14 +132,10 @@ def _learner_group(
 
 
 def model_paths(cfg: CPEConfig) -> dict[str, str]:
-    """Local folders of every configured model (fixtures are built here, once)."""
-    roles = ("policy", "grm", "value", "reference")
+    """Local folders of every model this config runs (fixtures are built here, once)."""
     return {
-        role: resolve_model_path(
-            getattr(cfg.model, role).path, cfg.model.cache_dir, f"model.{role}.path"
-        )
-        for role in roles
-        if getattr(cfg.model, role) is not None
+        role: resolve_model_path(spec.path, cfg.model.cache_dir, f"model.{role}.path")
+        for role, spec in model_roles(cfg).items()
     }
 
 
@@ -172,7 +168,7 @@ def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple
     grm = build_grm(
         cfg.grm,
         engine_pool=grm_pool,
-        tokenizer=AutoTokenizer.from_pretrained(paths["grm"]),
+        tokenizer=AutoTokenizer.from_pretrained(paths["grm"]) if "grm" in paths else None,
         prompts=prompts,
         max_prompt_tokens=cfg.grm.max_prompt_tokens,
     )

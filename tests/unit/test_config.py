@@ -53,7 +53,7 @@ def _error_for(overrides):
         ("cluster.pools.policy.ranks=3", "not divisible by cluster.pools.policy.ranks=3"),
         ("cluster.devices_per_node=2", "cluster.pools: the pools ask for 5 CPU devices"),
         ("grm.weights=[0.5,0.5]", "grm.weights: needs 3 weights"),
-        ("algorithm.kl.coef=0.1", "model.reference:"),
+        ("algorithm.kl.coef=0.1", "model.reference.path:"),
         ("experiment=nope", "Could not find 'experiment/nope'"),
     ],
 )

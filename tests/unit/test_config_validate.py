@@ -60,11 +60,22 @@ def test_bad_values_get_the_exact_line(override, expected):
             "cluster.pools.grm.engines: 0 must be > 0 (grm.backend=vllm runs the GRM on them)",
         ),
         ("cluster.pools.reference.ranks=-1", "cluster.pools.reference.ranks: -1 must be >= 0"),
-        ("cluster.pools.reference.engines=-1", "cluster.pools.reference.engines: -1 must be >= 0"),
+        # Engine pools have engines/devices_per_engine, learner pools ranks/devices_per_rank.
+        ("cluster.pools.reference.engines=1", "cluster.pools.reference.engines: no such key"),
+        ("cluster.pools.rollout.ranks=1", "cluster.pools.rollout.ranks: no such key"),
         *[
-            (f"cluster.pools.{pool}.{per}=0", f"cluster.pools.{pool}.{per}: 0 must be > 0")
-            for pool in ("rollout", "grm", "policy", "value", "reference")
-            for per in ("devices_per_engine", "devices_per_rank")
+            (
+                f"cluster.pools.{pool}.devices_per_engine=0",
+                f"cluster.pools.{pool}.devices_per_engine: 0 must be > 0",
+            )
+            for pool in ("rollout", "grm")
+        ],
+        *[
+            (
+                f"cluster.pools.{pool}.devices_per_rank=0",
+                f"cluster.pools.{pool}.devices_per_rank: 0 must be > 0",
+            )
+            for pool in ("policy", "value", "reference")
         ],
     ],
 )
@@ -74,7 +85,7 @@ def test_every_pool_size_is_checked(override, expected):
 
 def test_a_kl_term_needs_reference_ranks():
     assert _error_for("algorithm.kl.coef=0.1") == (
-        "model.reference: algorithm.kl.coef > 0 needs a reference model: set "
+        "model.reference.path: algorithm.kl.coef > 0 needs a reference model: set "
         "model.reference.path; cluster.pools.reference.ranks: 0 must be > 0 "
         "(algorithm.kl.coef > 0 needs a reference rank)"
     )
@@ -122,3 +133,25 @@ def test_prompt_set_and_override_files_must_exist(tmp_path):
         f"prompts.overrides.grm: '{missing}': no such file"
     )
     assert load_config(["experiment=tiny_cpu", f"prompts.set={DEFAULT.template_dir}"])
+
+
+def test_a_reference_model_is_set_from_the_command_line():
+    cfg = load_config(
+        [
+            "experiment=tiny_cpu",
+            "model.reference.path=fixture:tiny",
+            "algorithm.kl.coef=0.1",
+            "cluster.pools.reference.ranks=1",
+        ]
+    )
+    assert cfg.model.reference.path == "fixture:tiny"
+
+
+def test_only_a_vllm_grm_needs_a_grm_model():
+    from cpe.models.paths import model_roles
+
+    rules = "grm.python_function=cpe.reward.rules:letter_reward"
+    overrides = ["experiment=tiny_cpu", "grm=python", rules, "cluster.pools.grm.engines=0"]
+    # No GRM folder is checked, resolved or loaded for a python (or openai) GRM.
+    assert list(model_roles(load_config(overrides))) == ["policy", "value"]
+    assert list(model_roles(load_config(["experiment=tiny_cpu"]))) == ["policy", "grm", "value"]
