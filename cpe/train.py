@@ -48,6 +48,7 @@ def run(cfg: CPEConfig, train: list[Record] | None = None) -> Path:
         system.shutdown()
     latest = driver.checkpoints.latest()
     summary = {
+        "name": cfg.name,
         "run_dir": str(run_dir.resolve()),
         "metrics": str((run_dir / "metrics.jsonl").resolve()),
         "samples": str((run_dir / "samples").resolve()),
@@ -58,6 +59,15 @@ def run(cfg: CPEConfig, train: list[Record] | None = None) -> Path:
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     print("\n".join(f"{k:>10}: {v}" for k, v in summary.items()))
     return run_dir
+
+
+def checked_records(cfg: CPEConfig) -> list[Record]:
+    """The training records once the cheap checks pass; bad input exits 2 with one line."""
+    try:
+        return prepare(cfg)
+    except (DataError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
@@ -71,12 +81,7 @@ def main(dcfg: DictConfig) -> None:
     quiet_third_party(cfg.cluster.device)
     explain_once(cfg.cluster.device)
     try:
-        train = prepare(cfg)
-    except (DataError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    try:
-        run(cfg, train)
+        run(cfg, checked_records(cfg))
     except KeyboardInterrupt:
         latest = CheckpointManager(cfg.logging.run_dir).latest()
         overrides = list(HydraConfig.get().overrides.task)

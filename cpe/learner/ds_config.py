@@ -5,9 +5,10 @@ Pure functions: no DeepSpeed import, so they are unit-testable anywhere.
 
 from __future__ import annotations
 
-import copy
 import warnings
 from typing import Any
+
+from omegaconf import OmegaConf
 
 from cpe.config import LearnerConfig
 
@@ -74,17 +75,9 @@ def build_ds_config(
         "steps_per_print": 2**31 - 1,
         "wall_clock_breakdown": False,
     }
-    return deep_merge(config, overrides or {})
-
-
-def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+    if not overrides:
+        return config
+    return OmegaConf.to_container(OmegaConf.merge(config, overrides))
 
 
 def lr_scheduler_factory(cfg: LearnerConfig, total_steps: int | None = None):

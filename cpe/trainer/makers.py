@@ -191,7 +191,8 @@ class CPEMaker(PPOMaker):
 
     def generate_edits(self, originals: list[Sample], critiques, step: int) -> list[Sample]:
         for sample, result in zip(originals, critiques, strict=True):
-            sample.critique = result.critique if result.valid else None
+            # An empty critique (single_call: the scores parsed, the critique did not) edits nothing.
+            sample.critique = result.critique if result.valid and result.critique.strip() else None
         todo = [s for s in originals if s.critique]
         prompts = [self.prompter.edit_ids(s.record, s.text, s.critique) for s in todo]
         with self.timer("edit"):

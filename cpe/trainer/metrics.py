@@ -28,6 +28,7 @@ class MetricsLogger:
         entity: str | None = None,
         config: dict | None = None,
         resume_step: int = 0,
+        group: str | None = None,
     ):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -35,7 +36,7 @@ class MetricsLogger:
         self.samples_dir = self.run_dir / "samples"
         self.samples_dir.mkdir(exist_ok=True)
         truncate_after(self.path, resume_step)
-        self._wandb = _start_wandb(self.run_dir, wandb_mode, project, entity, config)
+        self._wandb = _start_wandb(self.run_dir, wandb_mode, project, entity, config, group)
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         row = {"step": step, **{k: _clean(v) for k, v in sorted(metrics.items())}}
@@ -82,7 +83,14 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line]
 
 
-def _start_wandb(run_dir: Path, mode: str, project: str, entity: str | None, config: dict | None):
+def _start_wandb(
+    run_dir: Path,
+    mode: str,
+    project: str,
+    entity: str | None,
+    config: dict | None,
+    group: str | None,
+):
     if mode == "disabled":
         return None
     import wandb
@@ -102,6 +110,7 @@ def _start_wandb(run_dir: Path, mode: str, project: str, entity: str | None, con
         mode=mode,
         config=config,
         name=run_dir.name,
+        group=group,  # the preset (CPEConfig.name): runs of one setup side by side
         reinit="finish_previous",
         settings=wandb.Settings(silent=True),
     )

@@ -139,76 +139,111 @@ def model_paths(cfg: CPEConfig) -> dict[str, str]:
     }
 
 
-def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple[Driver, System]:
-    from transformers import AutoTokenizer
+def edit_prompt_budget(cfg: CPEConfig) -> int:
+    """Token limit of an edit prompt: the user turn, an answer and a critique, plus the
+    template around them."""
+    r = cfg.rollout
+    return r.max_prompt_tokens + r.max_new_tokens + cfg.grm.max_new_tokens + 256
 
-    from cpe.prompts import PromptSet
-    from cpe.reward.factory import build_grm
 
-    paths = model_paths(cfg)
-    prompts = PromptSet.from_config(cfg.prompts)
-    tokenizer = AutoTokenizer.from_pretrained(paths["policy"])
+def start_system(cfg: CPEConfig, paths: dict[str, str], total_steps: int) -> System:
+    """Ray, the placement groups, the engines (rollout, GRM) and the learner ranks."""
     started_ray = init_ray(cfg)
     placement = Placement(cfg.cluster).create()
-    r = cfg.rollout
-    # The edit prompt holds the user turn, an answer and a critique, plus the template.
-    edit_prompt_budget = r.max_prompt_tokens + r.max_new_tokens + cfg.grm.max_new_tokens + 256
+    r, g = cfg.rollout, cfg.grm
     rollout_len = max(
-        r.max_prompt_tokens + r.max_new_tokens, edit_prompt_budget + r.edit_max_new_tokens
+        r.max_prompt_tokens + r.max_new_tokens, edit_prompt_budget(cfg) + r.edit_max_new_tokens
     )
     rollout = _engine_pool(
         placement, "rollout", cfg, paths["policy"], cfg.model.policy.dtype, rollout_len
     )
     grm_pool = None
-    if cfg.grm.backend == "vllm":
-        grm_len = cfg.grm.max_prompt_tokens + cfg.grm.max_new_tokens
+    if g.backend == "vllm":
+        grm_len = g.max_prompt_tokens + g.max_new_tokens
         grm_pool = _engine_pool(placement, "grm", cfg, paths["grm"], cfg.model.grm.dtype, grm_len)
     learners = _learner_group(placement, cfg, paths, total_steps)
-    system = System(placement, rollout, grm_pool, learners, started_ray)
+    return System(placement, rollout, grm_pool, learners, started_ray)
+
+
+def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple[Driver, System]:
+    """The running system and the driver around it; on failure the system is shut down."""
+    from transformers import AutoTokenizer
+
+    from cpe.prompts import PromptSet
+
+    paths = model_paths(cfg)
+    prompts = PromptSet.from_config(cfg.prompts)
+    tokenizer = AutoTokenizer.from_pretrained(paths["policy"])
+    prompter = Prompter(tokenizer, prompts, cfg.rollout.max_prompt_tokens, edit_prompt_budget(cfg))
+    system = start_system(cfg, paths, total_steps)
+    try:
+        return _driver(cfg, system, paths, prompter, train, total_steps), system
+    except BaseException:
+        system.shutdown()
+        raise
+
+
+def _maker(cfg: CPEConfig, system: System, paths: dict[str, str], prompter: Prompter, timer):
+    from transformers import AutoTokenizer
+
+    from cpe.reward.factory import build_grm
+
     grm = build_grm(
         cfg.grm,
-        engine_pool=grm_pool,
+        engine_pool=system.grm_pool,
         tokenizer=AutoTokenizer.from_pretrained(paths["grm"]) if "grm" in paths else None,
-        prompts=prompts,
+        prompts=prompter.prompts,
         max_prompt_tokens=cfg.grm.max_prompt_tokens,
     )
+    divisor = math.lcm(system.placement.slots("policy"), system.placement.slots("value"))
+    settings = MakerSettings.from_config(cfg, divisor)
+    return MAKERS[cfg.algorithm.mode](system.rollout, grm, prompter, settings, timer)
+
+
+def _weight_sync(cfg: CPEConfig, system: System, check: SyncCheck):
+    nccl = cfg.cluster.weight_sync == "nccl"
+    kwargs = {"tp_size": cfg.cluster.pools.rollout.devices_per_engine} if nccl else {}
+    backend = WEIGHT_SYNC_BACKENDS[cfg.cluster.weight_sync]
+    return backend(system.learners, system.rollout, check, **kwargs)
+
+
+def _driver(
+    cfg: CPEConfig,
+    system: System,
+    paths: dict[str, str],
+    prompter: Prompter,
+    train: list[Record],
+    total_steps: int,
+) -> Driver:
     timer = PhaseTimer()
-    prompter = Prompter(tokenizer, prompts, r.max_prompt_tokens, edit_prompt_budget)
-    divisor = math.lcm(placement.slots("policy"), placement.slots("value"))
-    maker = MAKERS[cfg.algorithm.mode](
-        rollout, grm, prompter, MakerSettings.from_config(cfg, divisor), timer
+    maker = _maker(cfg, system, paths, prompter, timer)
+    tok = prompter.tokenizer
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    check_prompts = [prompter.policy_ids(rec) for rec in train[:2]]
+    sync = _weight_sync(
+        cfg, system, SyncCheck(check_prompts, cfg.trainer.sync_check_tokens, pad_id)
     )
-    pad_id = (
-        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    )
-    check = SyncCheck(
-        [prompter.policy_ids(rec) for rec in train[:2]], cfg.trainer.sync_check_tokens, pad_id
-    )
-    sync_kwargs = (
-        {"tp_size": cfg.cluster.pools.rollout.devices_per_engine}
-        if cfg.cluster.weight_sync == "nccl"
-        else {}
-    )
-    sync = WEIGHT_SYNC_BACKENDS[cfg.cluster.weight_sync](learners, rollout, check, **sync_kwargs)
     checkpoints = CheckpointManager(cfg.logging.run_dir, keep=cfg.trainer.keep_checkpoints)
     resume = resolve_resume(cfg.trainer.resume, checkpoints)
     state = read_driver_state(resume) if resume else {"step": 0}
+    lg = cfg.logging
     logger = MetricsLogger(
-        cfg.logging.run_dir,
-        cfg.logging.wandb_mode,
-        cfg.logging.wandb_project,
-        cfg.logging.wandb_entity,
+        lg.run_dir,
+        lg.wandb_mode,
+        lg.wandb_project,
+        lg.wandb_entity,
         config=_plain(cfg),
         resume_step=state["step"],
+        group=cfg.name,
     )
     cursor = PromptCursor(train, cfg.trainer.rollout_batch_prompts, seed=cfg.data.seed)
     driver = Driver(
-        cfg, maker, learners, sync, cursor, checkpoints, logger, timer, pad_id, total_steps
+        cfg, maker, system.learners, sync, cursor, checkpoints, logger, timer, pad_id, total_steps
     )
     if resume:
         driver.restore(resume, state)
         sync.push(state["step"])  # engines start from the base weights; bring them level
-    return driver, system
+    return driver
 
 
 def _plain(cfg: CPEConfig) -> dict:

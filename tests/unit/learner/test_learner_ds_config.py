@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cpe.config import LearnerConfig
-from cpe.learner.ds_config import build_ds_config, deep_merge, lr_scheduler_factory
+from cpe.learner.ds_config import build_ds_config, lr_scheduler_factory
 
 
 def test_actor_config_carries_the_learner_settings():
@@ -56,10 +56,16 @@ def test_unknown_choices_are_refused(bad):
 
 
 def test_overrides_merge_deeply_without_touching_the_base():
-    base = {"zero_optimization": {"stage": 3}, "a": 1}
-    merged = deep_merge(base, {"zero_optimization": {"stage3_param_persistence_threshold": 0}})
-    assert merged["zero_optimization"] == {"stage": 3, "stage3_param_persistence_threshold": 0}
-    assert base == {"zero_optimization": {"stage": 3}, "a": 1}
+    cfg = LearnerConfig(zero_stage=3)
+    base = build_ds_config(cfg, "actor", "cpu", "float32")
+    extra = {"zero_optimization": {"stage3_param_persistence_threshold": 0}}
+    merged = build_ds_config(cfg, "actor", "cpu", "float32", overrides=extra)
+    assert merged["zero_optimization"] == {
+        **base["zero_optimization"],
+        "stage3_param_persistence_threshold": 0,
+    }
+    assert merged["zero_optimization"]["stage"] == 3
+    assert build_ds_config(cfg, "actor", "cpu", "float32") == base
 
 
 def _lrs(cfg, steps, total_steps=None, state=None):
