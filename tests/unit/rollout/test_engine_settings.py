@@ -1,0 +1,62 @@
+"""The exact options engines get on a GPU pool and on CPU (the GPU path cannot run here)."""
+
+from cpe.compose import load_config
+from cpe.rollout.settings import EngineSettings
+from cpe.rollout.vllm_adapter import LOGPROBS_MODE, llm_kwargs
+from cpe.trainer.system import engine_settings
+from cpe.weight_sync.cpu_extension import CPU_EXTENSION
+
+
+def test_gpu_rollout_engine_gets_tensor_parallel_and_the_nccl_transfer_engine():
+    cfg = load_config(["experiment=qwen2.5-7b"])
+    rollout = engine_settings(cfg, "rollout", "/models/p", "bfloat16", 8192, index=1)
+    assert rollout == EngineSettings(
+        model_path="/models/p",
+        dtype="bfloat16",
+        seed=cfg.rollout.seed + 1,
+        device="gpu",
+        max_model_len=8192,
+        kv_cache_gib=cfg.rollout.kv_cache_gib,
+        gpu_memory_utilization=cfg.rollout.gpu_memory_utilization,
+        enforce_eager=cfg.rollout.enforce_eager,
+        tensor_parallel_size=cfg.cluster.pools.rollout.devices_per_engine,
+        weight_transfer_backend="nccl",
+    )
+    # The GRM engines never receive weights: no transfer engine, their own TP size (2).
+    grm = engine_settings(cfg, "grm", "/models/g", "bfloat16", 4096, index=0)
+    assert grm.weight_transfer_backend is None and grm.tensor_parallel_size == 2
+
+
+def test_llm_kwargs_on_gpu():
+    settings = EngineSettings(
+        "/m", dtype="bfloat16", seed=3, device="gpu", max_model_len=4096,
+        gpu_memory_utilization=0.8, tensor_parallel_size=2, weight_transfer_backend="nccl",
+    )  # fmt: skip
+    assert llm_kwargs(settings) == {
+        "model": "/m",
+        "dtype": "bfloat16",
+        "seed": 3,
+        "max_model_len": 4096,
+        "enforce_eager": True,
+        "logprobs_mode": LOGPROBS_MODE,
+        "worker_extension_cls": CPU_EXTENSION,
+        "use_tqdm_on_load": False,
+        "gpu_memory_utilization": 0.8,
+        "tensor_parallel_size": 2,
+        "weight_transfer_config": {"backend": "nccl"},
+    }
+
+
+def test_llm_kwargs_on_cpu_turn_off_chunked_prefill_and_ignore_gpu_knobs():
+    kwargs = llm_kwargs(EngineSettings("/m", device="cpu", max_model_len=1024))
+    assert kwargs["distributed_executor_backend"] == "uni"
+    assert kwargs["enable_chunked_prefill"] is False
+    assert kwargs["max_num_batched_tokens"] == 1024
+    for gpu_only in ("gpu_memory_utilization", "tensor_parallel_size", "weight_transfer_config"):
+        assert gpu_only not in kwargs
+
+
+def test_cpu_preset_engines_use_the_object_store_path():
+    cfg = load_config(["experiment=tiny_cpu"])
+    settings = engine_settings(cfg, "rollout", "/m", "float32", 512, index=0)
+    assert settings.weight_transfer_backend is None and settings.tensor_parallel_size == 1
