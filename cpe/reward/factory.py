@@ -42,7 +42,7 @@ def _vllm(cfg: Any, ctx: BuildContext) -> GRMBackend:
 
 def _openai(cfg: Any, ctx: BuildContext) -> GRMBackend:
     regex = grm_regex_for(cfg.max_new_tokens) if cfg.guided_decoding else None
-    return OpenAIBackend.from_config(
+    return OpenAIBackend(
         cfg.openai,
         prompts=ctx.prompts,
         max_new_tokens=cfg.max_new_tokens,

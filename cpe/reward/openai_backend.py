@@ -20,10 +20,12 @@ import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import openai
 
+from cpe.config import OpenAIBackendConfig
 from cpe.prompts import DEFAULT, PromptSet, grm_messages
 from cpe.reward.base import GRMBackend, GRMError, Item, Reply
 
@@ -39,41 +41,27 @@ _NO_KEY = "no-key"
 class OpenAIBackend(GRMBackend):
     def __init__(
         self,
-        base_url: str = "http://127.0.0.1:8000/v1",
-        model: str = "grm",
-        api_key_env: str = "OPENAI_API_KEY",
-        concurrency: int = 8,
-        timeout_s: float = 120.0,
-        max_retries: int = 2,
+        endpoint: OpenAIBackendConfig,
         prompts: PromptSet = DEFAULT,
         max_new_tokens: int = 1024,
         guided_regex: str | None = None,
     ):
-        if concurrency < 1:
-            raise ValueError(f"grm.openai.concurrency must be >= 1, got {concurrency}")
-        if max_retries < 0:
-            raise ValueError(f"grm.openai.max_retries must be >= 0, got {max_retries}")
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.api_key_env = api_key_env
-        self.concurrency = concurrency
-        self.timeout_s = timeout_s
-        self.max_retries = max_retries
+        """``endpoint``: the ``grm.openai`` node (URL, model, key variable, concurrency,
+        timeout, transport retries)."""
+        if endpoint.concurrency < 1:
+            raise ValueError(f"grm.openai.concurrency must be >= 1, got {endpoint.concurrency}")
+        if endpoint.max_retries < 0:
+            raise ValueError(f"grm.openai.max_retries must be >= 0, got {endpoint.max_retries}")
+        self.endpoint = replace(endpoint, base_url=endpoint.base_url.rstrip("/"))
         self.prompts = prompts
         self.max_new_tokens = max_new_tokens
         self.guided_regex = guided_regex
         if not self._key():
             log.info(
                 "GRM endpoint %s: env var %r is unset; sending no Authorization",
-                self.base_url,
-                api_key_env,
+                self.endpoint.base_url,
+                self.endpoint.api_key_env,
             )
-
-    @classmethod
-    def from_config(cls, cfg: Any, **kwargs: Any) -> OpenAIBackend:
-        """From a ``grm.openai`` node (:class:`cpe.config.OpenAIBackendConfig`)."""
-        fields = ("base_url", "model", "api_key_env", "concurrency", "timeout_s", "max_retries")
-        return cls(**{f: getattr(cfg, f) for f in fields}, **kwargs)
 
     def generate(self, items: Sequence[Item], temperature: float) -> list[Reply]:
         """Sync facade over :meth:`agenerate`, usable with or without a running loop."""
@@ -88,7 +76,7 @@ class OpenAIBackend(GRMBackend):
 
     async def agenerate(self, items: Sequence[Item], temperature: float) -> list[Reply]:
         key = self._key()
-        limit = asyncio.Semaphore(self.concurrency)
+        limit = asyncio.Semaphore(self.endpoint.concurrency)
         # One client per batch: its connection pool belongs to this batch's event loop.
         async with self._client(key) as client:
             tasks = [
@@ -105,7 +93,7 @@ class OpenAIBackend(GRMBackend):
     def request_options(self, record: Any, answer: str, temperature: float) -> dict[str, Any]:
         """Keyword arguments of ``chat.completions.create`` for one item."""
         options: dict[str, Any] = {
-            "model": self.model,
+            "model": self.endpoint.model,
             "messages": grm_messages(record, answer, self.prompts),
             "temperature": temperature,
             "max_tokens": self.max_new_tokens,
@@ -118,10 +106,10 @@ class OpenAIBackend(GRMBackend):
 
     def _client(self, key: str) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(
-            base_url=self.base_url,
+            base_url=self.endpoint.base_url,
             api_key=key or _NO_KEY,
-            timeout=self.timeout_s,
-            max_retries=self.max_retries,
+            timeout=self.endpoint.timeout_s,
+            max_retries=self.endpoint.max_retries,
         )
 
     async def _request(
@@ -136,18 +124,21 @@ class OpenAIBackend(GRMBackend):
             async with limit:
                 completion = await client.chat.completions.create(**options, extra_headers=headers)
         except SETUP_ERRORS as exc:
+            e = self.endpoint
             raise GRMError(
-                f"{self._status_text(exc, key)} (check grm.openai.base_url={self.base_url!r}, "
-                f"grm.openai.model={self.model!r} and the key in ${self.api_key_env})"
+                f"{self._status_text(exc, key)} (check grm.openai.base_url={e.base_url!r}, "
+                f"grm.openai.model={e.model!r} and the key in ${e.api_key_env})"
             ) from None
         except openai.APIStatusError as exc:
             return Reply(error=self._status_text(exc, key) + _attempts(exc))
         except openai.APITimeoutError as exc:
-            return Reply(error=f"timed out after {self.timeout_s}s{_attempts(exc)}")
+            return Reply(error=f"timed out after {self.endpoint.timeout_s}s{_attempts(exc)}")
         except openai.APIConnectionError as exc:
             # Named by type only: the cause's text may carry request details.
             cause = type(exc.__cause__).__name__ if exc.__cause__ else "unknown"
-            return Reply(error=f"connection error ({cause}) to {self.base_url}{_attempts(exc)}")
+            return Reply(
+                error=f"connection error ({cause}) to {self.endpoint.base_url}{_attempts(exc)}"
+            )
         return _content(completion, key)
 
     def _status_text(self, exc: openai.APIStatusError, key: str) -> str:
@@ -155,17 +146,14 @@ class OpenAIBackend(GRMBackend):
             body = exc.response.text
         except Exception:  # body not read: the status alone still says what failed
             body = ""
-        return f"HTTP {exc.status_code} from {self.base_url}: {_excerpt(body, key)}"
+        return f"HTTP {exc.status_code} from {self.endpoint.base_url}: {_excerpt(body, key)}"
 
     def _key(self) -> str:
-        return os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+        return os.environ.get(self.endpoint.api_key_env, "") if self.endpoint.api_key_env else ""
 
     def __repr__(self) -> str:
-        return (
-            f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r}, "
-            f"api_key_env={self.api_key_env!r}, concurrency={self.concurrency}, "
-            f"max_retries={self.max_retries})"
-        )
+        # The endpoint holds only the NAME of the key's variable, never the key.
+        return f"OpenAIBackend({self.endpoint!r})"
 
 
 def _excerpt(text: str, key: str) -> str:

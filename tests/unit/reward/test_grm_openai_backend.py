@@ -28,10 +28,11 @@ KEY_ENV = "CPE_TEST_GRM_KEY"
 KEY = "sk-test-SECRET-1234567890"
 
 
-def backend_for(server, **kwargs) -> OpenAIBackend:
+def backend_for(server, guided_regex=None, **kwargs) -> OpenAIBackend:
     options = {"api_key_env": KEY_ENV, "timeout_s": 2.0, "max_retries": 2}
     options.update(kwargs)
-    return OpenAIBackend(base_url=server.base_url, model="judge", **options)
+    endpoint = OpenAIBackendConfig(base_url=server.base_url, model="judge", **options)
+    return OpenAIBackend(endpoint, guided_regex=guided_regex)
 
 
 def config_for(server, **kwargs) -> GRMConfig:
@@ -127,7 +128,10 @@ def test_timeout_fails_the_item_after_client_retries(chat_server, record):
 
 
 def test_connection_error_is_retried_then_reported(record):
-    backend = OpenAIBackend(base_url="http://127.0.0.1:9/v1", api_key_env=KEY_ENV, max_retries=1)
+    endpoint = OpenAIBackendConfig(
+        base_url="http://127.0.0.1:9/v1", api_key_env=KEY_ENV, max_retries=1
+    )
+    backend = OpenAIBackend(endpoint)
     result = backend.score([(record, "a")])[0]
     assert not result.valid and not result.retryable
     assert "connection error" in result.error and "after 2 attempts" in result.error
@@ -231,7 +235,7 @@ def test_build_grm_openai_from_config(chat_server, record):
     server = chat_server()
     cfg = config_for(server, guided_decoding=True, max_new_tokens=300)
     scorer = build_grm(cfg)
-    assert scorer.backend.max_retries == 2 and scorer.backend.concurrency == 2
+    assert scorer.backend.endpoint.max_retries == 2 and scorer.backend.endpoint.concurrency == 2
     critiques = scorer.critique([(record, "a")])
     scores = scorer.score([(record, "a")])
     assert critiques[0].valid and critiques[0].reward is None
