@@ -1,5 +1,8 @@
 """Generative reward model (GRM) clients: critique and score answers, with retries.
 
+``cpe.reward.openai_backend`` is imported only where used: importing ``openai`` makes
+wandb print an advertisement into every run.
+
 ``build_grm(cfg.grm, ...)`` returns a :class:`GRMScorer` over the configured backend
 (``vllm`` engines, an ``openai``-compatible endpoint, or a ``python`` function).
 """
@@ -21,7 +24,6 @@ from cpe.reward.format import (
     format_grm_output,
     grm_regex_for,
 )
-from cpe.reward.openai_backend import OpenAIBackend
 from cpe.reward.python_backend import PythonBackend, load_function
 from cpe.reward.vllm_backend import PromptTooLong, VLLMBackend
 
@@ -35,7 +37,6 @@ __all__ = [
     "GRMResult",
     "GRMScorer",
     "Item",
-    "OpenAIBackend",
     "PromptTooLong",
     "PythonBackend",
     "Reply",

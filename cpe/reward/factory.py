@@ -9,7 +9,6 @@ from typing import Any
 from cpe.prompts import PromptSet
 from cpe.reward.base import GRMBackend, GRMError, GRMScorer
 from cpe.reward.format import grm_regex_for
-from cpe.reward.openai_backend import OpenAIBackend
 from cpe.reward.python_backend import PythonBackend
 from cpe.reward.vllm_backend import DEFAULT_MAX_PROMPT_TOKENS, VLLMBackend
 
@@ -41,6 +40,9 @@ def _vllm(cfg: Any, ctx: BuildContext) -> GRMBackend:
 
 
 def _openai(cfg: Any, ctx: BuildContext) -> GRMBackend:
+    # Imported only when chosen: wandb announces every run that has `openai` loaded.
+    from cpe.reward.openai_backend import OpenAIBackend
+
     regex = grm_regex_for(cfg.max_new_tokens) if cfg.guided_decoding else None
     return OpenAIBackend(
         cfg.openai,

@@ -18,11 +18,11 @@ from cpe.config import GRMConfig, OpenAIBackendConfig
 from cpe.reward import (
     GRMError,
     GRMScorer,
-    OpenAIBackend,
     build_grm,
     format_grm_output,
     grm_regex_for,
 )
+from cpe.reward.openai_backend import OpenAIBackend
 
 KEY_ENV = "CPE_TEST_GRM_KEY"
 KEY = "sk-test-SECRET-1234567890"

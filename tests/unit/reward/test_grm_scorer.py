@@ -165,3 +165,12 @@ def test_build_grm_errors():
         build_grm(GRMConfig(backend="carrier-pigeon"))
     with pytest.raises(GRMError, match="engine pool"):
         build_grm(GRMConfig(backend="vllm"))
+
+
+def test_the_trainer_does_not_load_openai_unless_the_openai_backend_is_chosen():
+    # With `openai` loaded, wandb prints an advertisement into every run's log.
+    import subprocess
+    import sys
+
+    code = "import sys, cpe.train, cpe.trainer.system; assert 'openai' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
