@@ -138,8 +138,16 @@ def explain_once(device: str = "cpu", file=None) -> bool:
 
 
 # time/<phase> keys in step order, with their short labels; other phases are left out.
-_PHASES = "generate:gen critique:crit edit:edit score:score logprob:lp update:upd sync:sync"
-PHASES = tuple(tuple(p.split(":")) for p in f"{_PHASES} checkpoint:ckpt".split())
+PHASES = (
+    ("generate", "gen"),
+    ("critique", "crit"),
+    ("edit", "edit"),
+    ("score", "score"),
+    ("logprob", "lp"),
+    ("update", "upd"),
+    ("sync", "sync"),
+    ("checkpoint", "ckpt"),
+)
 
 
 def _num(metrics: dict[str, float], key: str) -> float | None:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import fields
 from pathlib import Path
 
+from cpe.cluster.placement import ENGINE_POOLS, RANK_POOLS, plan_pools
 from cpe.config import MISSING_PATH, CPEConfig
 from cpe.models.paths import model_roles
 
@@ -281,20 +282,19 @@ def _cluster(cfg: CPEConfig, c: _Checker) -> None:
 def _pools(cfg: CPEConfig, c: _Checker) -> None:
     """Every pool's sizes: counts >= 0, and > 0 where this config needs the pool."""
     needed = _needed_pools(cfg)
-    for pool in fields(cfg.cluster.pools):
-        spec = getattr(cfg.cluster.pools, pool.name)
-        engine_pool = hasattr(spec, "engines")
-        for count, per in [
-            ("engines", "devices_per_engine") if engine_pool else ("ranks", "devices_per_rank")
-        ]:
-            key = f"cluster.pools.{pool.name}.{count}"
-            value = getattr(spec, count)
-            if key in needed:
-                why = f" ({needed[key]})" if needed[key] else ""
-                c.require(value > 0, key, f"{value} must be > 0{why}")
-            else:
-                c.non_negative(value, key)
-            c.positive(getattr(spec, per), f"cluster.pools.{pool.name}.{per}")
+    for name in (*ENGINE_POOLS, *RANK_POOLS):
+        spec = getattr(cfg.cluster.pools, name)
+        count, per = ("engines", "devices_per_engine")
+        if name in RANK_POOLS:
+            count, per = ("ranks", "devices_per_rank")
+        key = f"cluster.pools.{name}.{count}"
+        value = getattr(spec, count)
+        if key in needed:
+            why = f" ({needed[key]})" if needed[key] else ""
+            c.require(value > 0, key, f"{value} must be > 0{why}")
+        else:
+            c.non_negative(value, key)
+        c.positive(getattr(spec, per), f"cluster.pools.{name}.{per}")
 
 
 def _needed_pools(cfg: CPEConfig) -> dict[str, str]:
@@ -312,14 +312,7 @@ def _needed_pools(cfg: CPEConfig) -> dict[str, str]:
 
 
 def pool_devices(cfg: CPEConfig) -> int:
-    p = cfg.cluster.pools
-    return (
-        p.rollout.engines * p.rollout.devices_per_engine
-        + p.grm.engines * p.grm.devices_per_engine
-        + p.policy.ranks * p.policy.devices_per_rank
-        + p.value.ranks * p.value.devices_per_rank
-        + p.reference.ranks * p.reference.devices_per_rank
-    )
+    return sum(plan.devices for plan in plan_pools(cfg.cluster))
 
 
 def _logging(cfg: CPEConfig, c: _Checker) -> None:
