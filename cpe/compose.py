@@ -25,7 +25,11 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 PRESETS = ("tiny_cpu", "demo", "qwen2.5-7b", "qwen2.5-14b")
 
 #: Old key -> new key, so an old override names its replacement instead of "no such key".
-RENAMED = {"cluster.pools.critic": "cluster.pools.grm"}
+RENAMED = {
+    "cluster.pools.critic": "cluster.pools.grm",
+    "data.eval_path": "eval.data_path",
+    "data.max_eval_records": "eval.max_records",
+}
 
 
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:

@@ -60,6 +60,8 @@ class RolloutConfig:
     kv_cache_gib: int = 1  # CPU engines only
     enforce_eager: bool = True
     seed: int = 0
+    # Sampling temperature of evaluation answers (the paper: 0.8); 0 = greedy.
+    eval_temperature: float = 0.8
 
 
 @dataclass
@@ -150,6 +152,9 @@ class TrainerConfig:
     resume: str = "auto"  # auto | never | a checkpoint folder
     sync_check_tokens: int = 8
     seed: int = 0
+    # Every k steps, run the eval set through the current policy and the judge (vs the
+    # initial policy's answers, generated before step 1); 0 = never.
+    eval_every: int = 0
 
 
 @dataclass
@@ -199,6 +204,45 @@ class LoggingConfig:
 
 
 @dataclass
+class JudgeConfig:
+    # cpe.eval.judges.JUDGE_BACKENDS: vllm (engines in the GRM pool, cluster.pools.grm)
+    # | openai (any OpenAI-compatible endpoint, the grm.openai-style node below).
+    backend: str = "vllm"
+    # The eval group file points these at the GRM's (model.grm.*) and its prompt budget.
+    model: str = MISSING_PATH
+    dtype: str = "float32"
+    openai: OpenAIBackendConfig = field(default_factory=lambda: OpenAIBackendConfig(model="judge"))
+    # Template + profile + question + both answers (answers are cut to fit).
+    max_prompt_tokens: int = 4096
+    # Re-asks of replies that name neither A nor B (text-only backends); then invalid.
+    retries: int = 2
+    # Judge each pair in both orders, cancelling position bias.
+    both_orders: bool = True
+
+
+@dataclass
+class EvalConfig:
+    # cpe.eval.sets.EVAL_SETS: records (JSONL/parquet/HF/"bundled:eval") | persona_feedback
+    # (the published folder layout) | alpaca_eval (a JSON array); null = by path.
+    data_path: str = "bundled:eval"
+    personas_path: str | None = None
+    set: str | None = None
+    max_records: int | None = None
+    # Policies to evaluate: "PATH" or "NAME=PATH"; PATH is an HF folder, a checkpoint
+    # folder, a run folder (its newest checkpoint) or fixture:NAME.
+    policies: list[str] = field(default_factory=list)
+    # What answers are judged against: "initial" (model.policy.path, the starting
+    # policy), a policy PATH, "dataset" (the eval set's reference answers) or a
+    # reference-outputs file (AlpacaEval JSON array or JSONL with id + output).
+    reference: str = "initial"
+    output_dir: str = "runs/eval-${now:%Y%m%d-%H%M%S}"
+    lc_method: str = "alpaca_eval"  # cpe.algo.LC_METHODS
+    # Controllability probe: also answer with "answer briefly"/"in detail" suffixes.
+    probe: bool = False
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+
+
+@dataclass
 class PromptOverrides:
     # A template file per role; None keeps the prompt set's own.
     policy_system: str | None = None
@@ -231,6 +275,7 @@ class CPEConfig:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     prompts: PromptsConfig = field(default_factory=PromptsConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
 
 def register_configs() -> None:

@@ -147,6 +147,7 @@ PHASES = (
     ("update", "upd"),
     ("sync", "sync"),
     ("checkpoint", "ckpt"),
+    ("eval", "eval"),
 )
 
 

@@ -82,3 +82,13 @@ class WeightSync(Protocol):
     """Brings every rollout engine to the learners' current policy weights."""
 
     def push(self, version: int) -> dict[str, float]: ...
+
+
+class Evaluator(Protocol):
+    """Evaluation during training (trainer.eval_every); cpe.trainer.evaluator."""
+
+    def prepare(self, step: int) -> None: ...
+
+    def due(self, step: int) -> bool: ...
+
+    def run(self, step: int) -> dict[str, float]: ...

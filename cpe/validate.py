@@ -31,6 +31,8 @@ def _registry_choices() -> dict[str, tuple[str, ...]]:
     """Valid names come from the registries that dispatch on them, never a second list."""
     from cpe import algo
     from cpe.data.sources import FORMATS
+    from cpe.eval.judges import JUDGE_BACKENDS
+    from cpe.eval.sets import EVAL_SETS
     from cpe.reward.base import MODES as GRM_MODES
     from cpe.reward.factory import GRM_BACKENDS
     from cpe.trainer.makers import MAKERS
@@ -46,6 +48,9 @@ def _registry_choices() -> dict[str, tuple[str, ...]]:
         "grm_mode": GRM_MODES,
         "weight_sync": tuple(WEIGHT_SYNC_BACKENDS),
         "data_format": FORMATS,
+        "lc_method": tuple(algo.LC_METHODS),
+        "judge_backend": tuple(JUDGE_BACKENDS),
+        "eval_set": tuple(EVAL_SETS),
     }
 
 
@@ -82,7 +87,7 @@ def validate(cfg: CPEConfig) -> None:
     """Raise :class:`ConfigError` listing every problem found in ``cfg``."""
     check = _Checker()
     parts = (_models, _data, _rollout, _grm, _algorithm, _learner, _trainer, _cluster, _pools)
-    for part in (*parts, _logging, _prompts):
+    for part in (*parts, _logging, _prompts, _eval):
         part(cfg, check)
     if check.problems:
         raise ConfigError(check.problems)
@@ -119,6 +124,7 @@ def _rollout(cfg: CPEConfig, c: _Checker) -> None:
     c.positive(r.max_prompt_tokens, "rollout.max_prompt_tokens")
     c.in_range(r.gpu_memory_utilization, "rollout.gpu_memory_utilization", 0.05, 0.99)
     c.positive(r.kv_cache_gib, "rollout.kv_cache_gib")
+    c.non_negative(r.eval_temperature, "rollout.eval_temperature")
 
 
 def _grm(cfg: CPEConfig, c: _Checker) -> None:
@@ -234,6 +240,7 @@ def _trainer(cfg: CPEConfig, c: _Checker) -> None:
     c.positive(t.epochs, "trainer.epochs")
     c.positive(t.save_every, "trainer.save_every")
     c.positive(t.keep_checkpoints, "trainer.keep_checkpoints")
+    c.non_negative(t.eval_every, "trainer.eval_every")
     _resume(t.resume, c)
 
 
@@ -336,3 +343,42 @@ def _prompts(cfg: CPEConfig, c: _Checker) -> None:
         PromptSet.from_config(cfg.prompts)
     except FileNotFoundError as exc:
         c.exception("prompts.set", exc)
+
+
+JUDGE_LEN_SLACK = 8  # the judge's scoring pass reads one token past its prompt
+
+
+def _eval(cfg: CPEConfig, c: _Checker) -> None:
+    e, choices = cfg.eval, _registry_choices()
+    c.choice(e.lc_method, "eval.lc_method", choices["lc_method"])
+    c.choice(e.judge.backend, "eval.judge.backend", choices["judge_backend"])
+    if e.set is not None:
+        c.choice(e.set, "eval.set", choices["eval_set"])
+    if e.max_records is not None:
+        c.positive(e.max_records, "eval.max_records")
+    c.positive(e.judge.max_prompt_tokens, "eval.judge.max_prompt_tokens")
+    c.non_negative(e.judge.retries, "eval.judge.retries")
+    if e.judge.backend == "openai":
+        c.positive(e.judge.openai.concurrency, "eval.judge.openai.concurrency")
+        c.non_negative(e.judge.openai.max_retries, "eval.judge.openai.max_retries")
+    if cfg.trainer.eval_every and e.judge.backend == "vllm":
+        # During training the judge runs on the GRM pool's engines, which hold the GRM.
+        c.require(
+            cfg.grm.backend == "vllm" and e.judge.model == cfg.model.grm.path,
+            "eval.judge.model",
+            f"{e.judge.model!r}: with trainer.eval_every the vLLM judge is the GRM engines' "
+            f"model ({cfg.model.grm.path!r}, grm.backend=vllm); or use eval.judge.backend=openai",
+        )
+        room = cfg.grm.max_prompt_tokens + cfg.grm.max_new_tokens - JUDGE_LEN_SLACK
+        c.require(
+            e.judge.max_prompt_tokens <= room,
+            "eval.judge.max_prompt_tokens",
+            f"{e.judge.max_prompt_tokens} exceeds what the GRM engines hold ({room}: "
+            "grm.max_prompt_tokens + grm.max_new_tokens - 8)",
+        )
+    if cfg.trainer.eval_every:
+        c.require(
+            e.reference == "initial" or e.reference == "dataset" or Path(e.reference).is_file(),
+            "eval.reference",
+            f"{e.reference!r}: during training the reference is initial, dataset or an outputs file",
+        )

@@ -1,6 +1,7 @@
-"""Pure-math core of CPE: advantages, losses, KL, edit selection and GRM parsing.
+"""Pure-math core of CPE: advantages, losses, KL, edit selection, GRM parsing, win rates.
 
-Imports only torch and the standard library, so it is safe to use anywhere.
+Imports only torch, numpy and the standard library (scikit-learn only when an LC win rate is
+fitted), so it is safe to use anywhere.
 """
 
 from cpe.algo.advantages import (
@@ -31,14 +32,17 @@ from cpe.algo.selection import (
     select_edits,
     trim_to_multiple,
 )
+from cpe.algo.winrate import LC_METHODS, Estimate, lc_win_rate, win_rate
 
 __all__ = [
     "ADVANTAGE_ESTIMATORS",
     "KL_ESTIMATORS",
+    "LC_METHODS",
     "POLICY_LOSSES",
     "REGISTRIES",
     "SELECTION_STRATEGIES",
     "AdvantageInputs",
+    "Estimate",
     "Judgement",
     "SelectionStrategy",
     "edit_budget",
@@ -52,6 +56,7 @@ __all__ = [
     "hybrid_policy_loss",
     "kl_penalty",
     "last_valid_index",
+    "lc_win_rate",
     "masked_mean",
     "masked_var",
     "masked_whiten",
@@ -63,4 +68,5 @@ __all__ = [
     "token_level_rewards",
     "trim_to_multiple",
     "value_loss",
+    "win_rate",
 ]

@@ -14,12 +14,14 @@ from cpe.algo.kl import KL_ESTIMATORS
 from cpe.algo.lookup import choose
 from cpe.algo.losses import POLICY_LOSSES
 from cpe.algo.selection import SELECTION_STRATEGIES
+from cpe.algo.winrate import LC_METHODS
 
 REGISTRIES: dict[str, Mapping[str, Any]] = {
     "advantage_estimators": ADVANTAGE_ESTIMATORS,
     "selection_strategies": SELECTION_STRATEGIES,
     "kl_estimators": KL_ESTIMATORS,
     "policy_losses": POLICY_LOSSES,
+    "lc_methods": LC_METHODS,
 }
 
 

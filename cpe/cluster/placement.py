@@ -68,9 +68,15 @@ def missing_resources(plans: list[PoolPlan], device: str, available: dict[str, f
 class Placement:
     """Creates, owns and removes one placement group per pool."""
 
-    def __init__(self, cluster: ClusterConfig, ready_timeout_s: float = 120.0):
+    def __init__(
+        self,
+        cluster: ClusterConfig,
+        ready_timeout_s: float = 120.0,
+        only: tuple[str, ...] | None = None,
+    ):
+        """``only``: place just these pools (evaluation needs no learner ranks)."""
         self.cluster = cluster
-        self.plans = {p.name: p for p in plan_pools(cluster)}
+        self.plans = {p.name: p for p in plan_pools(cluster) if only is None or p.name in only}
         self.ready_timeout_s = ready_timeout_s
         self._groups: dict[str, object] = {}
 

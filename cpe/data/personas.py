@@ -4,7 +4,10 @@ Accepted layouts:
 
 * rows (JSONL, parquet or a saved HF dataset) of ``{"user_id": ..., "persona": {...}}``,
   with the object under ``profile`` instead of ``persona`` also accepted;
-* a ``.json`` file holding one object that maps each user_id to its persona.
+* a ``.json`` file holding one object that maps each user_id to its persona;
+* ``layout="line_numbered"`` (PersonaFeedback's ``all_personas.jsonl``): one persona
+  object per line with no id field; the user_id is the 1-based line number, so blank
+  lines in the middle of the file are errors (they would hide a shifted numbering).
 """
 
 from __future__ import annotations
@@ -20,12 +23,16 @@ from cpe.data.fields import FieldProblem, IdRegistry, RowCheck, as_id, as_person
 from cpe.data.sources import Row, read_rows
 
 PERSONA_KEYS = ("persona", "profile")
+KEYED = "keyed"  # rows with a user_id, or a .json user_id -> persona mapping
+LINE_NUMBERED = "line_numbered"  # one persona per line; the line number is the user_id
+LAYOUTS = (KEYED, LINE_NUMBERED)
 
 
 @dataclass(frozen=True)
 class PersonaTable:
     path: str
     by_user: dict[str, dict[str, Any]]
+    layout: str = KEYED
 
     def __len__(self) -> int:
         return len(self.by_user)
@@ -34,14 +41,27 @@ class PersonaTable:
         try:
             return self.by_user[user_id]
         except KeyError:
-            raise FieldProblem(
-                "user_id", f"unknown user_id '{user_id}' (not in {Path(self.path).name})"
-            ) from None
+            name = Path(self.path).name
+            if self.layout == LINE_NUMBERED:
+                message = f"unknown user_id '{user_id}' ({name} has no persona on line {user_id})"
+            else:
+                message = f"unknown user_id '{user_id}' (not in {name})"
+            raise FieldProblem("user_id", message) from None
 
 
-def load_personas(path: str | os.PathLike[str], fmt: str | None = None) -> PersonaTable:
-    """Reads and validates a persona file, raising every problem found at once."""
+def load_personas(
+    path: str | os.PathLike[str], fmt: str | None = None, layout: str = KEYED
+) -> PersonaTable:
+    """Reads and validates a persona file, raising every problem found at once.
+
+    ``layout`` is ``"keyed"`` (the default: rows with a ``user_id``, or a ``.json``
+    mapping) or ``"line_numbered"`` (one persona per line, numbered from 1).
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown persona layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
     path = Path(path)
+    if layout == LINE_NUMBERED:
+        return _load_line_numbered(path, fmt)
     mapping = _json_mapping(path) if fmt is None else None
     if mapping is not None:
         return _table_from_mapping(path, mapping)
@@ -100,3 +120,34 @@ def _table_from_mapping(path: Path, mapping: dict[str, Any]) -> PersonaTable:
             errors.add(f"for user_id '{user_id}': {problem.message}", field=problem.field)
     errors.raise_if_any()
     return PersonaTable(str(path), by_user)
+
+
+def _load_line_numbered(path: Path, fmt: str | None) -> PersonaTable:
+    row_set = read_rows(path, fmt=fmt, what="personas")
+    errors = row_set.errors
+    by_user: dict[str, dict[str, Any]] = {}
+    for row in row_set.rows:
+        if not row.data:
+            errors.add("empty persona object", line=row.line)
+        elif "user_id" in row.data:
+            errors.add(
+                "personas in this layout are numbered by line and carry no user_id; "
+                "is this a keyed persona file (layout='keyed')?",
+                line=row.line,
+                field="user_id",
+            )
+        else:
+            by_user[str(row.line)] = dict(row.data)
+    if row_set.unit == "line":
+        _report_blank_lines(row_set.rows, errors)
+    errors.errors.sort(key=lambda error: error.line or 0)
+    errors.raise_if_any()
+    return PersonaTable(str(path), by_user, LINE_NUMBERED)
+
+
+def _report_blank_lines(rows: list[Row], errors: ErrorList) -> None:
+    """Blank lines before the last persona: each would shift the numbering by one."""
+    used = {row.line for row in rows} | {error.line for error in errors.errors if error.line}
+    for line in range(1, max(used, default=0)):
+        if line not in used:
+            errors.add("blank line: personas are numbered by line, one per line", line=line)

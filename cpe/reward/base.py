@@ -47,6 +47,9 @@ class Reply:
     text: str = ""
     error: str | None = None
     retryable: bool = False
+    # (token, log-prob) alternatives of the first output token, where the backend was
+    # asked for them and gave them (the pairwise judge reads its preference from these).
+    top_logprobs: tuple[tuple[str, float], ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -80,8 +80,8 @@ class OpenAIBackend(GRMBackend):
         # One client per batch: its connection pool belongs to this batch's event loop.
         async with self._client(key) as client:
             tasks = [
-                self._request(client, limit, self.request_options(r, a, temperature), key)
-                for r, a in items
+                self._request(client, limit, self.request_options(item, temperature), key)
+                for item in items
             ]
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         # Let every request finish before raising, so no task outlives the client.
@@ -90,8 +90,10 @@ class OpenAIBackend(GRMBackend):
                 raise outcome
         return list(outcomes)
 
-    def request_options(self, record: Any, answer: str, temperature: float) -> dict[str, Any]:
-        """Keyword arguments of ``chat.completions.create`` for one item."""
+    def request_options(self, item: Item, temperature: float) -> dict[str, Any]:
+        """Keyword arguments of ``chat.completions.create`` for one item (a subclass
+        with other items, such as the pairwise judge, overrides this one method)."""
+        record, answer = item
         options: dict[str, Any] = {
             "model": self.endpoint.model,
             "messages": grm_messages(record, answer, self.prompts),
@@ -180,4 +182,13 @@ def _content(completion: Any, key: str) -> Reply:
         return Reply(
             error=f"empty completion (finish_reason={choice.finish_reason})", retryable=True
         )
-    return Reply(content)
+    return Reply(content, top_logprobs=_first_top_logprobs(choice))
+
+
+def _first_top_logprobs(choice: Any) -> tuple[tuple[str, float], ...] | None:
+    """The alternatives of the first output token, when the request asked for them."""
+    try:
+        first = choice.logprobs.content[0]
+        return tuple((alt.token, float(alt.logprob)) for alt in first.top_logprobs)
+    except (AttributeError, IndexError, TypeError):
+        return None

@@ -7,6 +7,7 @@ old_logp, mu, V <- learners                (mu recomputed on the edit prompt: se
 A, G      <- GAE, whitened over valid tokens
 learners.train(batch)                      hybrid PPO + value update
 sync weights to every rollout engine, check engine vs learner log-probs
+every e steps: eval set -> current policy -> judge vs the initial policy
 log metrics + sample table; checkpoint every k steps
 """
 
@@ -25,7 +26,7 @@ from cpe.batch import TensorBatch
 from cpe.config import CPEConfig
 from cpe.data.cursor import PromptCursor
 from cpe.logs import step_line
-from cpe.protocols import ExperienceMaker, LearnerGroup, WeightSync
+from cpe.protocols import Evaluator, ExperienceMaker, LearnerGroup, WeightSync
 from cpe.trainer.advantage import with_advantages
 from cpe.trainer.checkpoint import CheckpointManager
 from cpe.trainer.experience import (
@@ -58,6 +59,7 @@ class Driver:
     pad_id: int
     total_steps: int
     step: int = 0
+    evaluator: Evaluator | None = None
 
     def fit(self) -> None:
         """Steps until ``total_steps``; one readable line per step (and a live bar on a
@@ -70,6 +72,9 @@ class Driver:
             unit="step",
             disable=not (progress and sys.stderr.isatty()),
         )
+        if self.evaluator is not None:
+            with self.timer("eval"):
+                self.evaluator.prepare(self.step)
         while self.step < self.total_steps:
             metrics = self.run_step().metrics
             bar.update(1)
@@ -88,7 +93,11 @@ class Driver:
             train_metrics = self.learners.train(batch, self.step)
         with self.timer("sync"):
             sync_metrics = self.sync.push(self.step)
-        metrics = self.log(exp, batch, {**train_metrics, **sync_metrics})
+        eval_metrics = {}
+        if self.evaluator is not None and self.evaluator.due(self.step):
+            with self.timer("eval"):
+                eval_metrics = self.evaluator.run(self.step)
+        metrics = self.log(exp, batch, {**train_metrics, **sync_metrics, **eval_metrics})
         if self.step % self.cfg.trainer.save_every == 0 or self.step == self.total_steps:
             self.save()
         return StepResult(exp, batch, metrics)

@@ -1,6 +1,6 @@
 """Per-step metrics to ``metrics.jsonl`` in the run folder and to wandb; sample tables.
 
-The JSONL file is the source of truth a person can read and plot (``cpe.tools.report``);
+The JSONL file is the source of truth a person can read and plot (``python -m cpe.report``);
 wandb mirrors it, offline unless configured otherwise, with its files inside the run folder.
 """
 

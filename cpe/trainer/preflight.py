@@ -49,10 +49,14 @@ def prepare(cfg: CPEConfig) -> list[Record]:
     for role, spec in model_roles(cfg).items():
         check_model_path(spec.path, f"model.{role}.path")
     check_prompt_lengths(cfg, train)
+    if cfg.trainer.eval_every:
+        from cpe.eval.sets import load_eval_set
+
+        check_prompt_lengths(cfg, load_eval_set(cfg.eval), cfg.eval.data_path)
     return train
 
 
-def check_prompt_lengths(cfg: CPEConfig, records: list[Record]) -> None:
+def check_prompt_lengths(cfg: CPEConfig, records: list[Record], source: str | None = None) -> None:
     """Every record's policy prompt fits ``rollout.max_prompt_tokens``.
 
     The rollout refuses a longer prompt mid-run; checking all records here turns a
@@ -66,7 +70,7 @@ def check_prompt_lengths(cfg: CPEConfig, records: list[Record]) -> None:
     listed = ", ".join(f"record {rid!r} ({n} tokens)" for rid, n in over[:MAX_LISTED])
     more = f" and {len(over) - MAX_LISTED} more" if len(over) > MAX_LISTED else ""
     message = (
-        f"{len(over)} of {len(records)} policy prompts in {cfg.data.train_path} are longer "
+        f"{len(over)} of {len(records)} policy prompts in {source or cfg.data.train_path} are longer "
         f"than {limit} tokens: {listed}{more}; raise it to at least {max(lengths)} or drop "
         "those records"
     )

@@ -66,7 +66,8 @@ def engine_settings(
     )
 
 
-def _engine_pool(placement: Placement, pool: str, cfg: CPEConfig, *settings_args) -> EnginePool:
+def engine_pool(placement: Placement, pool: str, cfg: CPEConfig, *settings_args) -> EnginePool:
+    """The engines of ``pool``, one per placement slot (settings: see :func:`engine_settings`)."""
     import ray
 
     from cpe.rollout.engine import VLLMEngine
@@ -154,13 +155,13 @@ def start_system(cfg: CPEConfig, paths: dict[str, str], total_steps: int) -> Sys
     rollout_len = max(
         r.max_prompt_tokens + r.max_new_tokens, edit_prompt_budget(cfg) + r.edit_max_new_tokens
     )
-    rollout = _engine_pool(
+    rollout = engine_pool(
         placement, "rollout", cfg, paths["policy"], cfg.model.policy.dtype, rollout_len
     )
     grm_pool = None
     if g.backend == "vllm":
         grm_len = g.max_prompt_tokens + g.max_new_tokens
-        grm_pool = _engine_pool(placement, "grm", cfg, paths["grm"], cfg.model.grm.dtype, grm_len)
+        grm_pool = engine_pool(placement, "grm", cfg, paths["grm"], cfg.model.grm.dtype, grm_len)
     learners = _learner_group(placement, cfg, paths, total_steps)
     return System(placement, rollout, grm_pool, learners, started_ray)
 
@@ -240,10 +241,37 @@ def _driver(
     driver = Driver(
         cfg, maker, system.learners, sync, cursor, checkpoints, logger, timer, pad_id, total_steps
     )
+    driver.evaluator = _evaluator(cfg, system, paths, prompter) if cfg.trainer.eval_every else None
     if resume:
         driver.restore(resume, state)
         sync.push(state["step"])  # engines start from the base weights; bring them level
     return driver
+
+
+def _evaluator(cfg: CPEConfig, system: System, paths: dict[str, str], prompter: Prompter):
+    """The eval set, the current policy's answerer and the judge on the running engines."""
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    from cpe.eval.answers import PolicyAnswerer, eval_sampling
+    from cpe.eval.evaluation import EvalSettings, Evaluation
+    from cpe.eval.judges import JUDGE_BACKENDS
+    from cpe.eval.plan import judge_description, judgment_meta, resolve_reference
+    from cpe.eval.sets import load_eval_set
+    from cpe.trainer.evaluator import TrainingEvaluator
+
+    e, r = cfg.eval, cfg.rollout
+    records = load_eval_set(e)
+    settings = EvalSettings(e.lc_method, e.judge.both_orders, e.probe, cfg.logging.progress)
+    evaluation = Evaluation(Path(cfg.logging.run_dir) / "eval" / "train", records, settings)
+    sampling = eval_sampling(r.eval_temperature, r.top_p, r.max_new_tokens, r.seed)
+    answerer = PolicyAnswerer(system.rollout, prompter.tokenizer, prompter.prompts, sampling)
+    tokenizer = AutoTokenizer.from_pretrained(paths["grm"]) if e.judge.backend == "vllm" else None
+    judge = JUDGE_BACKENDS[e.judge.backend](e.judge, prompter.prompts, system.grm_pool, tokenizer)
+    reference = resolve_reference(cfg, records)
+    meta = judgment_meta(cfg, judge_description(cfg), reference)
+    return TrainingEvaluator(cfg, evaluation, answerer, judge, reference, meta)
 
 
 def _plain(cfg: CPEConfig) -> dict:

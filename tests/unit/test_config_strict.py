@@ -11,9 +11,6 @@ from cpe.compose import CONF_DIR, RENAMED, compose, load_config, one_line_error,
 from cpe.validate import ConfigError
 
 REMOVED = (
-    "data.eval_path=x",
-    "data.max_eval_records=1",
-    "rollout.eval_temperature=0.5",
     "rollout.behaviour_logprobs=true",
     "model.policy.trust_remote_code=true",
     "model.grm.trust_remote_code=true",
@@ -36,6 +33,8 @@ def _error_for(*overrides):
         ("algorithm.kl.foo=1", "algorithm.kl.foo: no such key"),
         *[(o, f"{o.split('=')[0]}: no such key") for o in REMOVED],
         ("cluster.pools.critic.engines=0", "cluster.pools.critic: renamed to cluster.pools.grm"),
+        ("data.eval_path=x", "data.eval_path: renamed to eval.data_path"),
+        ("data.max_eval_records=1", "data.max_eval_records: renamed to eval.max_records"),
     ],
 )
 def test_unknown_removed_and_renamed_keys_stop_start_up(plus, override, expected):
@@ -45,7 +44,7 @@ def test_unknown_removed_and_renamed_keys_stop_start_up(plus, override, expected
 def test_a_renamed_pool_given_whole_names_its_new_key():
     expected = "cluster.pools.critic: renamed to cluster.pools.grm"
     assert _error_for("+cluster.pools.critic={engines: 0}") == expected
-    assert RENAMED == {"cluster.pools.critic": "cluster.pools.grm"}
+    assert RENAMED["cluster.pools.critic"] == "cluster.pools.grm"
 
 
 def test_to_typed_refuses_added_keys_as_the_hydra_entry_point_calls_it():
@@ -53,7 +52,7 @@ def test_to_typed_refuses_added_keys_as_the_hydra_entry_point_calls_it():
     with pytest.raises(ConfigError) as info:
         to_typed(cfg)
     assert info.value.problems == [
-        ("data.eval_path", "no such key"),
+        ("data.eval_path", "renamed to eval.data_path"),
         ("cluster.foo", "no such key"),
     ]
 
@@ -161,6 +160,8 @@ def test_show_config_exits_2_with_one_line():
     [
         ("cluster.foo=1", "cluster.foo: no such key"),
         ("cluster.pools.critic.engines=0", "cluster.pools.critic: renamed to cluster.pools.grm"),
+        ("data.eval_path=x", "data.eval_path: renamed to eval.data_path"),
+        ("data.max_eval_records=1", "data.max_eval_records: renamed to eval.max_records"),
     ],
 )
 def test_train_exits_2_with_one_line_before_hydra(override, expected):

@@ -9,6 +9,7 @@ import pytest
 from cpe.algo import (
     ADVANTAGE_ESTIMATORS,
     KL_ESTIMATORS,
+    LC_METHODS,
     POLICY_LOSSES,
     REGISTRIES,
     SELECTION_STRATEGIES,
@@ -28,7 +29,9 @@ def test_registry_keys():
         "selection_strategies",
         "kl_estimators",
         "policy_losses",
+        "lc_methods",
     }
+    assert set(LC_METHODS) == {"alpaca_eval", "length_only"}
     assert set(ADVANTAGE_ESTIMATORS) == {"gae", "grpo"}
     assert set(SELECTION_STRATEGIES) == {
         "random",
@@ -55,7 +58,7 @@ def test_unknown_key_lists_the_valid_keys():
 
 
 def test_unknown_registry_lists_the_registries():
-    with pytest.raises(ValueError, match="advantage_estimators, kl_estimators, policy_losses"):
+    with pytest.raises(ValueError, match="advantage_estimators, kl_estimators, lc_methods, policy_losses"):
         get("optimizers", "adam")
 
 

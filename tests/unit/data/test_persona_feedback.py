@@ -1,12 +1,22 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from cpe.data import DataError, DataValidationError, Record, load_persona_feedback
+from cpe.data import (
+    DataError,
+    DataValidationError,
+    Record,
+    load_persona_feedback,
+    load_persona_feedback_dir,
+    load_personas,
+)
+
+pytestmark = pytest.mark.unit
 
 ALICE = {"name": "Alice", "likes": ["jazz"]}
 BOB = {"name": "Bob", "likes": ["hiking"]}
@@ -152,3 +162,156 @@ def test_empty_profiles_are_an_error(tmp_path, write_lines):
     lines = tmp_path / "profiles.jsonl"
     lines.write_text("", encoding="utf-8")
     assert str(_load_error(path, lines)) == f"{lines}: no personas"
+
+
+# --- the published layout: persona/all_personas.jsonl + data/{general,spedific}/<tier>.jsonl
+
+
+PERSONA_1 = {"Name": "Ann", "Demographics": {"Age": 30}, "Preference": ["tea"]}
+PERSONA_2 = {"Name": "Ben", "Personality": "calm", "Bias": "none"}
+PERSONA_3 = {"Name": "Cy", "Demographics": {"Age": 70}}
+
+
+def _pf_row(user_id=1, question="Q?", chosen="Good", reject="Bad", **extra):
+    return {"user_id": user_id, "question": question, "chosen": chosen, "reject": reject, **extra}
+
+
+@pytest.fixture
+def pf_root(tmp_path, write_lines):
+    root = tmp_path / "PersonaFeedback"
+    (root / "persona").mkdir(parents=True)
+    write_lines(root / "persona" / "all_personas.jsonl", [PERSONA_1, PERSONA_2, PERSONA_3])
+    for folder in ("general", "spedific"):
+        (root / "data" / folder).mkdir(parents=True)
+    data = root / "data"
+    write_lines(data / "general" / "hard.jsonl", [_pf_row(3, "Retire where?")])
+    write_lines(
+        data / "general" / "easy.jsonl",
+        [_pf_row(1, "Tea or coffee?", "Tea", "Coffee"), _pf_row(2, "Relax how?", topic="t")],
+    )
+    write_lines(data / "spedific" / "medium.jsonl", [_pf_row("2", "Books?")])
+    write_lines(data / "spedific" / "easy.jsonl", [_pf_row(1, "Snack?")])
+    return root
+
+
+def _dir_error(*args, **kwargs) -> DataError:
+    with pytest.raises(DataError) as info:
+        load_persona_feedback_dir(*args, **kwargs)
+    return info.value
+
+
+def test_published_layout_loads_with_ids_unique_across_folders_and_tiers(pf_root):
+    records = load_persona_feedback_dir(pf_root)
+    assert [r.id for r in records] == [
+        "general/easy-1",
+        "general/easy-2",
+        "general/hard-1",
+        "spedific/easy-1",
+        "spedific/medium-1",
+    ]
+    assert records[0] == Record(
+        "general/easy-1",
+        PERSONA_1,
+        "Tea or coffee?",
+        reference="Tea",
+        chosen="Tea",
+        rejected="Coffee",
+        meta={"folder": "general", "tier": "easy", "user_id": "1"},
+    )
+    assert records[1].persona == PERSONA_2
+    assert records[1].meta == {"topic": "t", "folder": "general", "tier": "easy", "user_id": "2"}
+    assert records[2].persona == PERSONA_3
+    assert records[4].persona == PERSONA_2  # user_id given as the string "2"
+    assert records[4].meta["user_id"] == "2"
+
+
+def test_published_layout_filters_folders_and_tiers(pf_root):
+    records = load_persona_feedback_dir(pf_root, folders=("spedific",), tiers=("medium", "easy"))
+    assert [r.id for r in records] == ["spedific/medium-1", "spedific/easy-1"]
+    assert [r.id for r in load_persona_feedback_dir(pf_root, tiers="easy")] == [
+        "general/easy-1",
+        "general/easy-2",
+        "spedific/easy-1",
+    ]
+
+
+def test_published_layout_reports_one_error_per_bad_row_across_files(pf_root, write_lines):
+    data = pf_root / "data"
+    easy = write_lines(data / "general" / "easy.jsonl", [_pf_row(1), _pf_row(9)])
+    hard = write_lines(data / "general" / "hard.jsonl", [_pf_row(), _pf_row(), _pf_row(2, "")])
+    medium = write_lines(
+        data / "spedific" / "medium.jsonl", [{"user_id": 1, "question": "Q", "chosen": "c"}]
+    )
+    err = _dir_error(pf_root)
+    assert isinstance(err, DataValidationError)
+    assert len(err.errors) == 3
+    text = str(err)
+    assert (
+        f"{easy}:2: field 'user_id': unknown user_id '9' (all_personas.jsonl has no persona on line 9)"
+        in text
+    )
+    assert f"{hard}:3: field 'question': must not be empty" in text
+    assert f"{medium}:1: field 'reject': missing" in text
+
+
+def test_line_numbered_personas_report_each_bad_line(pf_root, write_lines):
+    personas = write_lines(
+        pf_root / "persona" / "all_personas.jsonl",
+        [PERSONA_1, ["not", "an", "object"], {}, "", {"user_id": 5, "Name": "Dee"}, PERSONA_2],
+    )
+    err = _dir_error(pf_root)
+    assert [(e.path, e.line, e.field) for e in err.errors] == [
+        (str(personas), 2, None),
+        (str(personas), 3, None),
+        (str(personas), 4, None),
+        (str(personas), 5, "user_id"),
+    ]
+    text = str(err)
+    assert f"{personas}:2: expected a JSON object, got array" in text
+    assert f"{personas}:3: empty persona object" in text
+    assert f"{personas}:4: blank line" in text
+
+
+def test_line_numbered_personas_allow_trailing_blank_lines(tmp_path, write_lines):
+    path = write_lines(tmp_path / "all_personas.jsonl", [PERSONA_1, PERSONA_2, "", ""])
+    table = load_personas(path, layout="line_numbered")
+    assert table.by_user == {"1": PERSONA_1, "2": PERSONA_2}
+    with pytest.raises(ValueError, match="unknown persona layout"):
+        load_personas(path, layout="numbered")
+
+
+def test_published_layout_missing_parts_name_the_root(pf_root):
+    shutil.rmtree(pf_root / "data" / "spedific")
+    (pf_root / "data" / "specific").mkdir()
+    err = _dir_error(pf_root)
+    assert str(err) == (
+        f"1 data error in {pf_root}:\n"
+        f"  {pf_root}: missing folder data/spedific (there is data/specific)"
+    )
+    (pf_root / "persona" / "all_personas.jsonl").unlink()
+    err = _dir_error(pf_root, folders=("general", "specific"), tiers=("easy", "medium"))
+    assert [e.message for e in err.errors] == [
+        "missing persona/all_personas.jsonl",
+        "missing tier file data/general/medium.jsonl (tiers there: easy, hard)",
+        "missing tier file data/specific/easy.jsonl (tiers there: none)",
+        "missing tier file data/specific/medium.jsonl (tiers there: none)",
+    ]
+    assert {e.path for e in err.errors} == {str(pf_root)}
+
+
+def test_published_layout_folder_without_tier_files(pf_root):
+    for path in (pf_root / "data" / "spedific").iterdir():
+        path.unlink()
+    assert str(_dir_error(pf_root)).endswith(f"{pf_root}: no tier files (*.jsonl) in data/spedific")
+    missing = pf_root / "nowhere"
+    assert str(_dir_error(missing)) == (
+        f"{missing}: not a folder (expected the PersonaFeedback layout)"
+    )
+
+
+def test_published_layout_empty_tier_file_is_reported_with_the_rest(pf_root, write_lines):
+    empty = pf_root / "data" / "general" / "hard.jsonl"
+    empty.write_text("", encoding="utf-8")
+    easy = write_lines(pf_root / "data" / "spedific" / "easy.jsonl", [_pf_row(4)])
+    err = _dir_error(pf_root)
+    assert [(e.path, e.line) for e in err.errors] == [(str(empty), None), (str(easy), 1)]

@@ -330,3 +330,33 @@ def test_resume_with_the_real_cpe_maker_repeats_the_uninterrupted_run(tmp_path):
     assert [c.spec.seed for c in resumed_rollout.calls] == [
         c.spec.seed for c in straight_rollout.calls[4:]
     ]
+
+
+class FakeEvaluator:
+    """``Evaluator``: records when the driver prepares and runs it."""
+
+    def __init__(self, log: list, every: int):
+        self.log, self.every = log, every
+
+    def prepare(self, step):
+        self.log.append(("eval_prepare", step))
+
+    def due(self, step):
+        return step % self.every == 0
+
+    def run(self, step):
+        self.log.append(("eval", step))
+        return {"eval/win_rate": 50.0 + step}
+
+
+def test_eval_runs_after_the_sync_of_every_kth_step_and_joins_its_row(tmp_path):
+    log, maker, learners, sync = fakes()
+    d = driver(tmp_path, maker, learners, sync, total_steps=3, cfg=config(save_every=10))
+    d.evaluator = FakeEvaluator(log, every=2)
+    d.fit()
+    assert log[0] == ("eval_prepare", 0)
+    assert log.index(("eval", 2)) == log.index(("push", 2)) + 1
+    assert [e for e in log if e[0] == "eval"] == [("eval", 2)]
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert rows[1]["eval/win_rate"] == 52.0 and "time/eval" in rows[1]
+    assert "eval/win_rate" not in rows[0] and "eval/win_rate" not in rows[2]

@@ -1,0 +1,87 @@
+"""Answers of one policy to the eval set, generated on vLLM engines in cached chunks.
+
+A row of ``answers/<policy>.jsonl``: ``{"id", "variant", "answer", "tokens",
+"finish_reason"}``. ``variant`` is ``default`` or a controllability-probe suffix
+(``brief``, ``detailed``) appended to the question.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from tqdm import tqdm
+
+from cpe.data.records import Record
+from cpe.eval.cache import JsonlCache
+from cpe.prompts import PromptSet, policy_messages, to_token_ids
+from cpe.types import Generation, SamplingSpec
+
+DEFAULT_VARIANT = "default"
+PROBE_VARIANTS = ("brief", "detailed")
+CHUNK = 16  # items per engine call and per cache flush: a kill loses at most one chunk
+
+
+class Generator(Protocol):
+    def generate(
+        self, prompt_ids: Sequence[Sequence[int]], spec: SamplingSpec
+    ) -> list[list[Generation]]: ...
+
+
+def eval_sampling(temperature: float, top_p: float, max_tokens: int, seed: int) -> SamplingSpec:
+    """One answer per prompt; temperature 0 is greedy."""
+    return SamplingSpec(
+        n=1,
+        temperature=temperature,
+        top_p=top_p if temperature > 0 else 1.0,
+        max_tokens=max_tokens,
+        seed=seed,
+        logprobs=False,
+    )
+
+
+def missing(cache: JsonlCache, records: Sequence[Record], variants: Sequence[str]) -> list:
+    return [(r, v) for v in variants for r in records if (r.id, v) not in cache]
+
+
+def fill_answers(
+    cache: JsonlCache,
+    todo: Sequence[tuple[Record, str]],
+    generate: Callable[[Sequence[tuple[Record, str]]], list[dict[str, Any]]],
+    desc: str,
+    progress: bool = True,
+) -> None:
+    """Generates the ``todo`` (record, variant) answers chunk by chunk into ``cache``."""
+    with tqdm(total=len(todo), desc=desc, unit="answer", disable=not progress) as bar:
+        for start in range(0, len(todo), CHUNK):
+            chunk = todo[start : start + CHUNK]
+            cache.add(generate(chunk))
+            bar.update(len(chunk))
+
+
+class PolicyAnswerer:
+    """Turns (record, variant) pairs into answer rows with one engine call."""
+
+    def __init__(self, engine: Generator, tokenizer: Any, prompts: PromptSet, spec: SamplingSpec):
+        self.engine = engine
+        self.tokenizer = tokenizer
+        self.prompts = prompts
+        self.spec = spec
+
+    def __call__(self, chunk: Sequence[tuple[Record, str]]) -> list[dict[str, Any]]:
+        prompt_ids = [self.prompt_ids(r, v) for r, v in chunk]
+        outputs = self.engine.generate(prompt_ids, self.spec)
+        return [
+            {
+                "id": record.id,
+                "variant": variant,
+                "answer": out[0].text,
+                "tokens": len(out[0].token_ids),
+                "finish_reason": out[0].finish_reason,
+            }
+            for (record, variant), out in zip(chunk, outputs, strict=True)
+        ]
+
+    def prompt_ids(self, record: Record, variant: str) -> list[int]:
+        suffix = None if variant == DEFAULT_VARIANT else variant
+        return to_token_ids(self.tokenizer, policy_messages(record, self.prompts, suffix))

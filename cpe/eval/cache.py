@@ -1,0 +1,81 @@
+"""Append-only JSONL caches of an eval folder, so a killed or extended evaluation
+redoes nothing that is already on disk.
+
+Each cache is ``<name>.jsonl`` (one row per finished item, flushed and fsynced per
+batch) beside ``<name>.meta.json`` (the settings its rows were made with). Reopening
+with different settings is an error naming the setting: mixing answers sampled at two
+temperatures, or judgments of two judges, would silently corrupt a result. A line cut
+off by a kill is dropped on load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+
+class CacheMismatch(ValueError):
+    """The folder holds rows made with other settings."""
+
+
+class JsonlCache:
+    def __init__(self, path: Path, meta: dict[str, Any], key_fields: Sequence[str]):
+        self.path = path
+        self.key_fields = tuple(key_fields)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _check_meta(path.with_suffix(".meta.json"), meta)
+        self._rows: dict[tuple, dict[str, Any]] = {}
+        for row in _read_rows(path):
+            self._rows[self.key(row)] = row
+
+    def key(self, row: dict[str, Any]) -> tuple:
+        return tuple(row[f] for f in self.key_fields)
+
+    def get(self, key: tuple) -> dict[str, Any] | None:
+        return self._rows.get(key)
+
+    def __contains__(self, key: tuple) -> bool:
+        return key in self._rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, rows: Iterable[dict[str, Any]]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        with self.path.open("a", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        for row in rows:
+            self._rows[self.key(row)] = row
+
+
+def _check_meta(path: Path, meta: dict[str, Any]) -> None:
+    if not path.exists():
+        path.write_text(json.dumps(meta, indent=1, sort_keys=True))
+        return
+    saved = json.loads(path.read_text())
+    differing = sorted(k for k in set(saved) | set(meta) if saved.get(k) != meta.get(k))
+    if differing:
+        key = differing[0]
+        raise CacheMismatch(
+            f"{path.parent} holds results made with {key}={saved.get(key)!r}, not "
+            f"{meta.get(key)!r}: use a new eval.output_dir (or delete {path.with_suffix('')}*)"
+        )
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    cut = data.rfind(b"\n") + 1
+    if cut < len(data):  # a kill mid-write left a partial last line: drop it for good
+        with path.open("r+b") as fh:
+            fh.truncate(cut)
+    return [json.loads(line) for line in data[:cut].decode("utf-8").splitlines() if line.strip()]

@@ -1,0 +1,5 @@
+import sys
+
+from cpe.report.cli import main
+
+sys.exit(main())

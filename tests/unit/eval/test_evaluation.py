@@ -1,0 +1,63 @@
+import json
+
+import pytest
+from eval_fakes import FakeAnswers, FakeJudge
+
+from cpe.eval.evaluation import EvalSettings, Evaluation
+
+pytestmark = pytest.mark.unit
+
+META = {"model": "m", "temperature": 0.8}
+
+
+def _evaluation(tmp_path, records, probe=False):
+    return Evaluation(tmp_path, records, EvalSettings("length_only", True, probe, progress=False))
+
+
+def _run(ev, policy, reference, judge):
+    for name, answer in (("ref", reference), ("pol", policy)):
+        ev.answers(name, META)
+        ev.generate(name, answer)
+    ev.judgments("pol", "ref", {"judge": "fake"})
+    ev.judge("pol", "ref", ev.answer_texts("ref"), judge)
+    return ev.metrics("pol", "ref", ev.answer_texts("ref"))
+
+
+def test_both_orders_average_and_invalid_items_are_counted_not_tied(tmp_path, records):
+    # r0: valid both orders; r1: "rp" invalid; r2: both invalid (left out).
+    judge = FakeJudge("POLICY", strong=0.9, weak=0.3, invalid={"r1": ("rp",), "r2": ("pr", "rp")})
+    m = _run(_evaluation(tmp_path, records), FakeAnswers("POLICY"), FakeAnswers("REF"), judge)
+    # r0: pr -> 0.9, rp -> 1 - 0.3 = 0.7, mean 0.8; r1: pr only -> 0.9. Mean 0.85.
+    assert m["judged"] == 2 and m["invalid"] == 1 and m["invalid_orders"] == 3
+    assert m["win_rate"] == pytest.approx(85.0)
+    assert m["win_rate_se"] == pytest.approx(100 * 0.0707106781 / 2**0.5, rel=1e-6)
+    assert m["length_tokens"] == 5 and m["records"] == 3
+    assert judge.calls == 6
+
+
+def test_a_second_evaluation_on_the_folder_redoes_nothing(tmp_path, records):
+    first = _run(
+        _evaluation(tmp_path, records),
+        FakeAnswers("POLICY"),
+        FakeAnswers("REF"),
+        FakeJudge("POLICY"),
+    )
+    answers, judge = FakeAnswers("POLICY"), FakeJudge("POLICY")
+    again = _run(_evaluation(tmp_path, records), answers, FakeAnswers("REF"), judge)
+    assert answers.asked == [] and judge.calls == 0
+    assert again == first
+
+
+def test_the_probe_and_the_results_files(tmp_path, records):
+    ev = _evaluation(tmp_path, records, probe=True)
+    policy = FakeAnswers("POLICY")
+    m = _run(ev, policy, FakeAnswers("REF"), FakeJudge("POLICY"))
+    assert sorted({v for _, v in policy.asked}) == ["brief", "default", "detailed"]
+    assert m["probe_brief_tokens"] == 5 and m["probe_detailed_tokens"] == 10
+    assert m["probe_shift_tokens"] == 5
+    header = {"name": "x", "eval_set": "s", "reference": "ref", "judge": "fake"}
+    path = ev.write(header, {"pol": m})
+    saved = json.loads(path.read_text())
+    assert saved["policies"]["pol"]["win_rate"] == m["win_rate"]
+    table = (tmp_path / "results.md").read_text()
+    assert "| pol |" in table and "LC win rate" in table
