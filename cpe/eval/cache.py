@@ -26,7 +26,7 @@ class JsonlCache:
         self.path = path
         self.key_fields = tuple(key_fields)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _check_meta(path.with_suffix(".meta.json"), meta)
+        _check_meta(path, meta)
         self._rows: dict[tuple, dict[str, Any]] = {}
         for row in _read_rows(path):
             self._rows[self.key(row)] = row
@@ -56,7 +56,8 @@ class JsonlCache:
             self._rows[self.key(row)] = row
 
 
-def _check_meta(path: Path, meta: dict[str, Any]) -> None:
+def _check_meta(rows_path: Path, meta: dict[str, Any]) -> None:
+    path = rows_path.with_suffix(".meta.json")
     if not path.exists():
         path.write_text(json.dumps(meta, indent=1, sort_keys=True))
         return
@@ -66,7 +67,7 @@ def _check_meta(path: Path, meta: dict[str, Any]) -> None:
         key = differing[0]
         raise CacheMismatch(
             f"{path.parent} holds results made with {key}={saved.get(key)!r}, not "
-            f"{meta.get(key)!r}: use a new eval.output_dir (or delete {path.with_suffix('')}*)"
+            f"{meta.get(key)!r}: use a new eval.output_dir (or delete {rows_path} and {path.name})"
         )
 
 

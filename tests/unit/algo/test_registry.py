@@ -58,7 +58,9 @@ def test_unknown_key_lists_the_valid_keys():
 
 
 def test_unknown_registry_lists_the_registries():
-    with pytest.raises(ValueError, match="advantage_estimators, kl_estimators, lc_methods, policy_losses"):
+    with pytest.raises(
+        ValueError, match="advantage_estimators, kl_estimators, lc_methods, policy_losses"
+    ):
         get("optimizers", "adam")
 
 
