@@ -7,10 +7,15 @@ PY := .venv/bin/python
 STAMP := .venv/.cpe-installed-$(EXTRA)
 export TMPDIR ?= /tmp
 
-.PHONY: install demo test test-unit test-integration lint format clean config help
+# The run `make eval` / `make report` look at: the newest demo run unless RUN=... is given.
+RUN ?= $(lastword $(sort $(wildcard runs/demo-*)))
+
+.PHONY: install demo eval report test test-unit test-integration lint format clean config help
 
 help:
 	@echo "make demo          install if needed, then a short real CPE training run (SmolLM2, CPU)"
+	@echo "make eval          the demo's trained policy vs its starting model (RUN=runs/demo-...)"
+	@echo "make report        plots + report.html of a run (RUN=runs/...)"
 	@echo "make test          install if needed, then the whole test suite"
 	@echo "make test-unit     fast unit tests only (no Ray, no engines)"
 	@echo "make install       create .venv from uv.lock (EXTRA=cpu|gpu)"
@@ -30,6 +35,14 @@ $(STAMP): pyproject.toml uv.lock
 
 demo: install
 	$(PY) -m cpe.train
+
+eval: install
+	@test -n "$(RUN)" || { echo "no runs/demo-* folder: run 'make demo' first or give RUN=..."; exit 1; }
+	$(PY) -m cpe.eval experiment=demo 'eval.policies=[$(RUN)]' eval.output_dir=$(RUN)/eval/bundled
+
+report: install
+	@test -n "$(RUN)" || { echo "no runs/demo-* folder: run 'make demo' first or give RUN=..."; exit 1; }
+	$(PY) -m cpe.report $(RUN)
 
 test: install
 	bash scripts/pytest.sh tests
