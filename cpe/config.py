@@ -222,6 +222,10 @@ class JudgeConfig:
 
 @dataclass
 class EvalConfig:
+    # cpe.eval.runner.EVAL_TASKS: pairwise (policies vs a reference, judged) |
+    # preference_judge / preference_grm (PersonaFeedback: chosen vs rejected accuracy) |
+    # multiple_choice (PersonaMem: accuracy of each policy's answer letters).
+    task: str = "pairwise"
     # cpe.eval.sets.EVAL_SETS: records (JSONL/parquet/HF/"bundled:eval") | persona_feedback
     # (the published folder layout) | alpaca_eval (a JSON array); null = by path.
     data_path: str = "bundled:eval"
@@ -239,6 +243,9 @@ class EvalConfig:
     lc_method: str = "alpaca_eval"  # cpe.algo.LC_METHODS
     # Controllability probe: also answer with "answer briefly"/"in detail" suffixes.
     probe: bool = False
+    # Also score every policy answer with the GRM (the `grm` node) and report its three
+    # dimensions and reward.
+    grm_scores: bool = False
     judge: JudgeConfig = field(default_factory=JudgeConfig)
 
 
@@ -250,6 +257,7 @@ class PromptOverrides:
     grm: str | None = None
     edit: str | None = None
     judge: str | None = None
+    choice: str | None = None
     brief_suffix: str | None = None
     detailed_suffix: str | None = None
 

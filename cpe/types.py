@@ -17,6 +17,9 @@ class SamplingSpec:
     # A regular expression the output must match (vLLM structured outputs), or None.
     regex: str | None = None
     logprobs: bool = True
+    # > 0: also return this many most likely alternatives (token id -> log-prob) at each
+    # position (the pairwise judge reads P("A") vs P("B") from the first one).
+    top_logprobs: int = 0
 
 
 @dataclass
@@ -30,3 +33,5 @@ class Generation:
     # used for diagnostics, never as the PPO behaviour policy (that is recomputed).
     logprobs: list[float] = field(default_factory=list)
     finish_reason: str = "length"
+    # Per position, token id -> raw log-prob of the most likely tokens (SamplingSpec.top_logprobs).
+    top_logprobs: list[dict[int, float]] = field(default_factory=list)

@@ -32,6 +32,7 @@ def _registry_choices() -> dict[str, tuple[str, ...]]:
     from cpe import algo
     from cpe.data.sources import FORMATS
     from cpe.eval.judges import JUDGE_BACKENDS
+    from cpe.eval.runner import EVAL_TASKS
     from cpe.eval.sets import EVAL_SETS
     from cpe.reward.base import MODES as GRM_MODES
     from cpe.reward.factory import GRM_BACKENDS
@@ -51,6 +52,7 @@ def _registry_choices() -> dict[str, tuple[str, ...]]:
         "lc_method": tuple(algo.LC_METHODS),
         "judge_backend": tuple(JUDGE_BACKENDS),
         "eval_set": tuple(EVAL_SETS),
+        "eval_task": tuple(EVAL_TASKS),
     }
 
 
@@ -350,6 +352,7 @@ JUDGE_LEN_SLACK = 8  # the judge's scoring pass reads one token past its prompt
 
 def _eval(cfg: CPEConfig, c: _Checker) -> None:
     e, choices = cfg.eval, _registry_choices()
+    c.choice(e.task, "eval.task", choices["eval_task"])
     c.choice(e.lc_method, "eval.lc_method", choices["lc_method"])
     c.choice(e.judge.backend, "eval.judge.backend", choices["judge_backend"])
     if e.set is not None:
@@ -377,6 +380,7 @@ def _eval(cfg: CPEConfig, c: _Checker) -> None:
             "grm.max_prompt_tokens + grm.max_new_tokens - 8)",
         )
     if cfg.trainer.eval_every:
+        c.require(e.task == "pairwise", "eval.task", f"{e.task!r}: during training only pairwise")
         c.require(
             e.reference == "initial" or e.reference == "dataset" or Path(e.reference).is_file(),
             "eval.reference",

@@ -25,12 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - report one actionable line, no traceback
         print(f"config error: {one_line_error(exc)}", file=sys.stderr)
         return 2
-    from cpe.eval.plan import plan_eval
-    from cpe.eval.runner import run_eval
+    from cpe.eval.runner import plan_task, run_eval
 
     quiet_third_party(cfg.cluster.device)
     try:
-        plan = plan_eval(cfg, progress=cfg.logging.progress)
+        plan = plan_task(cfg)
     except (DataError, CacheMismatch, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ Layout of the folder::
 
     answers/<name>.jsonl       + .meta.json   one row per (record, variant)
     judgments/<name>.jsonl     + .meta.json   one row per (record, order) vs the reference
+    scores/<name>.jsonl        + .meta.json   one GRM score row per record (eval.grm_scores)
     results.json, results.md
 """
 
@@ -19,9 +20,11 @@ from typing import Any
 from cpe.data.records import Record
 from cpe.eval.answers import DEFAULT_VARIANT, PROBE_VARIANTS, fill_answers, missing
 from cpe.eval.cache import JsonlCache
+from cpe.eval.grm_scores import fill_scores, score_metrics
 from cpe.eval.judges import PairwiseJudge
 from cpe.eval.judging import fill_judgments, invalid_orders, orders, preference
-from cpe.eval.results import policy_metrics, write_results
+from cpe.eval.results import TABLE_COLUMNS, Columns, policy_metrics, write_results
+from cpe.protocols import RewardModel
 
 AnswerFn = Callable[[Sequence[tuple[Record, str]]], list[dict[str, Any]]]
 
@@ -42,6 +45,7 @@ class Evaluation:
         self.variants = (DEFAULT_VARIANT, *PROBE_VARIANTS) if settings.probe else (DEFAULT_VARIANT,)
         self._answers: dict[str, JsonlCache] = {}
         self._judgments: dict[str, JsonlCache] = {}
+        self._scores: dict[str, JsonlCache] = {}
 
     # -- answers ----------------------------------------------------------------
     def answers(self, name: str, meta: Mapping[str, Any]) -> JsonlCache:
@@ -60,6 +64,9 @@ class Evaluation:
         if todo:
             fill_answers(self._answers[name], todo, answer, f"answers {name}", self.progress)
         return len(todo)
+
+    def answer_row(self, name: str, record_id: str, variant: str = DEFAULT_VARIANT) -> dict:
+        return self._answers[name].get((record_id, variant))
 
     def answer_texts(self, name: str) -> dict[str, str]:
         cache = self._answers[name]
@@ -94,13 +101,28 @@ class Evaluation:
             self.progress,
         )
 
+    # -- GRM scores -------------------------------------------------------------
+    def scores(self, policy: str, meta: Mapping[str, Any]) -> JsonlCache:
+        if policy not in self._scores:
+            path = self.folder / "scores" / f"{policy}.jsonl"
+            self._scores[policy] = JsonlCache(path, dict(meta), ("id",))
+        return self._scores[policy]
+
+    def missing_scores(self, policy: str) -> int:
+        return sum((r.id,) not in self._scores[policy] for r in self.records)
+
+    def score(self, policy: str, grm: RewardModel) -> None:
+        texts = self.answer_texts(policy)
+        cache = self._scores[policy]
+        fill_scores(cache, self.records, texts, grm, f"GRM {policy}", self.progress)
+
     # -- results ----------------------------------------------------------------
     def metrics(self, policy: str, reference: str, texts: Mapping[str, str]) -> dict[str, Any]:
         cache = self._judgments[f"{policy}-vs-{reference}"]
         both = self.settings.both_orders
         prefs = {r.id: preference(cache, r.id, both) for r in self.records}
         ids = [r.id for r in self.records]
-        return policy_metrics(
+        metrics = policy_metrics(
             self.records,
             self._answer_rows(policy),
             texts,
@@ -108,9 +130,18 @@ class Evaluation:
             self.settings.lc_method,
             invalid_orders(cache, ids, both),
         )
+        if policy in self._scores:
+            scores = self._scores[policy]
+            metrics.update(score_metrics([scores.get((r.id,)) for r in self.records]))
+        return metrics
 
-    def write(self, header: Mapping[str, Any], policies: Mapping[str, Any]) -> Path:
-        return write_results(self.folder, header, policies)
+    def write(
+        self,
+        header: Mapping[str, Any],
+        policies: Mapping[str, Any],
+        columns: Columns = TABLE_COLUMNS,
+    ) -> Path:
+        return write_results(self.folder, header, policies, columns)
 
     @property
     def progress(self) -> bool:

@@ -20,10 +20,17 @@ from typing import Any, Protocol
 from cpe.config import JudgeConfig
 from cpe.data.records import Record
 from cpe.prompts import DEFAULT, PromptSet, judge_messages, to_token_ids
+from cpe.types import Generation, SamplingSpec
 
 JudgeItem = tuple[Record, str, str]
 CHOICES = ("A", "B")
 TRUNCATION_MARKER = "\n[... answer truncated ...]"
+# Alternatives read at the first answer token (vLLM's default cap, max_logprobs, is 20).
+TOP_LOGPROBS = 20
+# One greedy token with its alternatives: the judge's reply is read, not sampled.
+JUDGE_SPEC = SamplingSpec(
+    n=1, temperature=0.0, max_tokens=1, logprobs=False, top_logprobs=TOP_LOGPROBS
+)
 _LETTER = re.compile(r"\W*(?:answer\s*[:\-]?\s*)?\(?([AB])\)?\W*", re.IGNORECASE)
 
 
@@ -41,12 +48,12 @@ class PairwiseJudge(Protocol):
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]: ...
 
 
-class TokenScorer(Protocol):
+class Generator(Protocol):
     """The part of the engine pool the vLLM judge uses."""
 
-    def token_logprobs(
-        self, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]]
-    ) -> list[list[float]]: ...
+    def generate(
+        self, prompt_ids: Sequence[Sequence[int]], spec: SamplingSpec
+    ) -> list[list[Generation]]: ...
 
 
 def letter_of(text: str) -> str | None:
@@ -67,11 +74,13 @@ def p_first_from_logprobs(alternatives: Sequence[tuple[str, float]]) -> float | 
 
 
 class VLLMJudge:
-    """The judge on vLLM engines: one scoring pass per choice, no sampling."""
+    """The judge on vLLM engines: one greedy token per judgment, read as P(A) / (P(A) +
+    P(B)) from its alternatives; when neither letter is among the top alternatives the
+    verdict is invalid (re-asking greedily would give the same)."""
 
     def __init__(
         self,
-        engine: TokenScorer,
+        engine: Generator,
         tokenizer: Any,
         prompts: PromptSet = DEFAULT,
         max_prompt_tokens: int = 4096,
@@ -88,13 +97,17 @@ class VLLMJudge:
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         if not items:
             return []
-        prompts = [self.prompt_ids(*item) for item in items]
-        logprobs = self.engine.token_logprobs(
-            prompts + prompts,
-            [[self.choice_ids[0]]] * len(prompts) + [[self.choice_ids[1]]] * len(prompts),
-        )
-        n = len(prompts)
-        return [_verdict(logprobs[i][0], logprobs[n + i][0]) for i in range(n)]
+        outputs = self.engine.generate([self.prompt_ids(*item) for item in items], JUDGE_SPEC)
+        return [self._verdict(out[0]) for out in outputs]
+
+    def _verdict(self, generation: Generation) -> Verdict:
+        first = generation.top_logprobs[0] if generation.top_logprobs else {}
+        a, b = (first.get(token) for token in self.choice_ids)
+        if a is None and b is None:
+            return Verdict(None, "invalid", f"neither A nor B in the top {TOP_LOGPROBS}")
+        p_a = 0.0 if a is None else math.exp(a)
+        p_b = 0.0 if b is None else math.exp(b)
+        return Verdict(p_a / (p_a + p_b), "logprobs", f"P(A)={p_a:.4g} P(B)={p_b:.4g}")
 
     def prompt_ids(self, record: Record, answer_a: str, answer_b: str) -> list[int]:
         """The judge prompt; when too long, the longer answer is cut first (never the
@@ -133,12 +146,6 @@ def _water_level(len_a: int, len_b: int, budget: int) -> int:
     if 2 * short >= budget:
         return budget // 2
     return budget - short if budget - short < long_ else long_
-
-
-def _verdict(logprob_a: float, logprob_b: float) -> Verdict:
-    p_first = 1.0 / (1.0 + math.exp(logprob_b - logprob_a))
-    raw = f"P(A)={math.exp(logprob_a):.4g} P(B)={math.exp(logprob_b):.4g}"
-    return Verdict(p_first, "logprobs", raw)
 
 
 def build_vllm_judge(cfg: JudgeConfig, prompts: PromptSet, engine: Any, tokenizer: Any):

@@ -88,6 +88,21 @@ def judgment_meta(cfg: CPEConfig, judge: str, reference: Reference) -> dict[str,
     }
 
 
+def score_meta(cfg: CPEConfig) -> dict[str, Any]:
+    g = cfg.grm
+    model = g.python_function if g.backend == "python" else cfg.model.grm.path
+    if g.backend == "openai":
+        model = f"{g.openai.base_url}#{g.openai.model}"
+    return {
+        "grm": f"{g.backend}:{model}",
+        "mode": g.mode,
+        "weights": list(g.weights),
+        "score_temperature": g.score_temperature,
+        "prompts": cfg.prompts.set,
+        "grm_template": cfg.prompts.overrides.grm,
+    }
+
+
 def judge_description(cfg: CPEConfig) -> str:
     j = cfg.eval.judge
     if j.backend == "openai":
@@ -111,4 +126,6 @@ def plan_eval(cfg: CPEConfig, progress: bool = True) -> EvalPlan:
     judge = judge_description(cfg)
     for policy in policies:
         evaluation.judgments(policy.name, reference.name, judgment_meta(cfg, judge, reference))
+        if e.grm_scores:
+            evaluation.scores(policy.name, score_meta(cfg))
     return plan

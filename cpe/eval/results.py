@@ -28,6 +28,10 @@ TABLE_COLUMNS = (
     ("persona_mention_share", "persona mention"),
     ("name_address_share", "by name"),
     ("probe_shift_tokens", "probe shift"),
+    ("grm_reward", "GRM reward"),
+    ("grm_helpfulness", "GRM H"),
+    ("grm_personalization", "GRM P"),
+    ("grm_naturalness", "GRM N"),
 )
 
 
@@ -93,8 +97,18 @@ def probe_metrics(
     }
 
 
-def markdown_table(policies: Mapping[str, Mapping[str, Any]]) -> str:
-    present = [(k, h) for k, h in TABLE_COLUMNS if any(k in m for m in policies.values())]
+Columns = Sequence[tuple[str, str]] | None
+
+
+def markdown_table(
+    policies: Mapping[str, Mapping[str, Any]], columns: Columns = TABLE_COLUMNS
+) -> str:
+    """One row per policy; ``columns`` (key, header) shown when present, or every
+    numeric key when None."""
+    if columns is None:
+        keys = dict.fromkeys(k for m in policies.values() for k, v in m.items() if _numeric(v))
+        columns = [(k, k.replace("_", " ")) for k in keys]
+    present = [(k, h) for k, h in columns if any(k in m for m in policies.values())]
     lines = [
         "| policy | " + " | ".join(h for _, h in present) + " |",
         "|---" * (len(present) + 1) + "|",
@@ -105,6 +119,10 @@ def markdown_table(policies: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _numeric(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
@@ -113,7 +131,12 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def write_results(folder: Path, header: Mapping[str, Any], policies: Mapping[str, Any]) -> Path:
+def write_results(
+    folder: Path,
+    header: Mapping[str, Any],
+    policies: Mapping[str, Any],
+    columns: Columns = TABLE_COLUMNS,
+) -> Path:
     """``results.json`` (header + per-policy metrics) and ``results.md``; returns the JSON path."""
     folder.mkdir(parents=True, exist_ok=True)
     document = {**header, "policies": dict(policies)}
@@ -123,6 +146,7 @@ def write_results(folder: Path, header: Mapping[str, Any], policies: Mapping[str
     tmp.replace(path)
     described = ", ".join(f"{k}: {header[k]}" for k in ("eval_set", "reference", "judge"))
     (folder / "results.md").write_text(
-        f"# Evaluation {header.get('name', '')}\n\n{described}\n\n{markdown_table(policies)}\n"
+        f"# Evaluation {header.get('name', '')}\n\n{described}\n\n"
+        f"{markdown_table(policies, columns)}\n"
     )
     return path

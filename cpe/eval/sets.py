@@ -10,18 +10,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cpe.config import EvalConfig
-from cpe.data import load_bundled, load_records
 from cpe.data.alpaca_eval import alpaca_records, load_alpaca_eval
-from cpe.data.persona_feedback import PERSONAS_FILE, load_persona_feedback_dir
+from cpe.data.paths import is_persona_feedback_dir, load_path
+from cpe.data.persona_feedback import load_persona_feedback_dir
 from cpe.data.records import Record
 
 MAX_LISTED = 3
 
 
 def _records(cfg: EvalConfig) -> list[Record]:
-    if cfg.data_path.startswith("bundled:"):
-        return load_bundled(cfg.data_path.split(":", 1)[1])
-    return load_records(cfg.data_path, personas_path=cfg.personas_path)
+    return load_path(cfg.data_path, cfg.personas_path)
 
 
 def _persona_feedback(cfg: EvalConfig) -> list[Record]:
@@ -43,7 +41,7 @@ def detect_set(path: str) -> str:
     """``persona_feedback`` for a folder in the published layout, ``alpaca_eval`` for a
     ``.json`` file holding an array, else ``records``."""
     p = Path(path)
-    if p.is_dir() and (p / PERSONAS_FILE).is_file():
+    if is_persona_feedback_dir(path):
         return "persona_feedback"
     if p.suffix.lower() == ".json" and p.is_file():
         with p.open("rb") as fh:

@@ -11,6 +11,8 @@ Template variables available to every template: ``record``, ``persona`` (the raw
 - ``edit``: ``original_user_turn`` (the policy user message, verbatim),
   ``original_answer``, ``critique``
 - ``judge``: ``answer_a``, ``answer_b``
+- ``choice``: ``question``, ``options`` (a multiple-choice question after a conversation;
+  it gets only these two variables)
 
 Message contents are stripped of leading and trailing whitespace.
 """
@@ -36,6 +38,7 @@ TEMPLATE_FILES: dict[str, str] = {
     "grm": "grm.jinja",
     "edit": "edit.jinja",
     "judge": "judge.jinja",
+    "choice": "choice.jinja",
     "brief_suffix": "brief_suffix.jinja",
     "detailed_suffix": "detailed_suffix.jinja",
 }
@@ -79,6 +82,7 @@ class PromptSet:
     grm: str = TEMPLATE_FILES["grm"]
     edit: str = TEMPLATE_FILES["edit"]
     judge: str = TEMPLATE_FILES["judge"]
+    choice: str = TEMPLATE_FILES["choice"]
     brief_suffix: str = TEMPLATE_FILES["brief_suffix"]
     detailed_suffix: str = TEMPLATE_FILES["detailed_suffix"]
 
@@ -259,3 +263,12 @@ def judge_messages(
         "judge", **_base_context(record), answer_a=answer_a.strip(), answer_b=answer_b.strip()
     )
     return [{"role": "user", "content": content}]
+
+
+def choice_messages(
+    conversation: list[Message], question: str, options: list[str], prompts: PromptSet = DEFAULT
+) -> list[Message]:
+    """A multiple-choice question as the next user turn of ``conversation`` (PersonaMem);
+    the expected reply ends with the chosen option's letter, e.g. ``(b)``."""
+    content = prompts.render("choice", question=question.strip(), options=options)
+    return [*conversation, {"role": "user", "content": content}]

@@ -44,7 +44,7 @@ class VLLMEngine:
             va.to_sampling_params(spec, seed=va.prompt_seed(spec.seed, p)) for p in prompt_ids
         ]
         outputs = va.run(llm, va.to_prompts(prompt_ids), params)
-        return va.to_generations(outputs)
+        return va.to_generations(outputs, top=spec.top_logprobs > 0)
 
     def token_logprobs(
         self, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]]

@@ -110,7 +110,8 @@ def to_sampling_params(spec: SamplingSpec, seed: int | None = None) -> Any:
         n=spec.n,
         max_tokens=spec.max_tokens,
         seed=spec.seed if seed is None else seed,
-        logprobs=0 if spec.logprobs else None,  # 0 = only the sampled token's
+        # 0 = only the sampled token's; k > 0 = the k most likely as well
+        logprobs=spec.top_logprobs or (0 if spec.logprobs else None),
     )
     if spec.temperature <= 0.0:
         kwargs["temperature"] = 0.0  # vLLM: greedy; top_p is irrelevant
@@ -139,11 +140,12 @@ def run(llm: Any, prompts: list[Any], params: Any) -> list[Any]:
     return llm.generate(prompts, params, use_tqdm=False)
 
 
-def to_generations(request_outputs: Sequence[Any]) -> list[list[Generation]]:
-    return [[_to_generation(out, c) for c in out.outputs] for out in request_outputs]
+def to_generations(request_outputs: Sequence[Any], top: bool = False) -> list[list[Generation]]:
+    """``top``: keep every returned alternative per position (SamplingSpec.top_logprobs)."""
+    return [[_to_generation(out, c, top) for c in out.outputs] for out in request_outputs]
 
 
-def _to_generation(request_output: Any, completion: Any) -> Generation:
+def _to_generation(request_output: Any, completion: Any, top: bool = False) -> Generation:
     token_ids = list(completion.token_ids)
     return Generation(
         prompt_ids=list(request_output.prompt_token_ids),
@@ -151,7 +153,14 @@ def _to_generation(request_output: Any, completion: Any) -> Generation:
         text=completion.text,
         logprobs=_chosen_logprobs(completion.logprobs, token_ids),
         finish_reason=completion.finish_reason or "length",
+        top_logprobs=_alternatives(completion.logprobs) if top else [],
     )
+
+
+def _alternatives(per_position: Any) -> list[dict[int, float]]:
+    if per_position is None:
+        return []
+    return [{tok: lp.logprob for tok, lp in position.items()} for position in per_position]
 
 
 def _chosen_logprobs(per_position: Any, token_ids: list[int]) -> list[float]:

@@ -12,8 +12,9 @@ from cpe.config import CPEConfig
 from cpe.eval.answers import PolicyAnswerer
 from cpe.eval.evaluation import Evaluation
 from cpe.eval.judges import PairwiseJudge
-from cpe.eval.plan import Reference, answer_meta, judge_description
+from cpe.eval.plan import Reference, answer_meta, judge_description, score_meta
 from cpe.eval.policies import PolicySpec
+from cpe.protocols import RewardModel
 
 LOGGED = (
     "win_rate",
@@ -25,6 +26,10 @@ LOGGED = (
     "length_chars",
     "persona_mention_share",
     "name_address_share",
+    "grm_reward",
+    "grm_helpfulness",
+    "grm_personalization",
+    "grm_naturalness",
 )
 
 
@@ -37,13 +42,16 @@ class TrainingEvaluator:
         judge: PairwiseJudge,
         reference: Reference,
         judgment_meta: dict[str, Any],
+        grm: RewardModel | None = None,
     ):
+        """``grm``: scores each eval answer too (eval.grm_scores)."""
         self.cfg = cfg
         self.evaluation = evaluation
         self.answerer = answerer
         self.judge = judge
         self.reference = reference
         self.judgment_meta = judgment_meta
+        self.grm = grm
         self.every = cfg.trainer.eval_every
         self.results: dict[str, dict[str, Any]] = {}
 
@@ -71,6 +79,9 @@ class TrainingEvaluator:
         current = PolicySpec(name, self.cfg.logging.run_dir, f"{self.cfg.logging.run_dir}@{step}")
         ev.answers(name, answer_meta(self.cfg, current))
         ev.generate(name, self.answerer)
+        if self.grm is not None:
+            ev.scores(name, score_meta(self.cfg))
+            ev.score(name, self.grm)
         reference = (
             self.reference.fixed
             if self.reference.fixed is not None

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cpe.config import CPEConfig
-from cpe.data import load_bundled, load_records
+from cpe.data.paths import load_path
 from cpe.data.records import Record
 from cpe.models.paths import check_model_path, model_roles, resolve_model_path
 from cpe.validate import ConfigError
@@ -18,10 +18,8 @@ MAX_LISTED = 3  # offenders named in the error; the rest are counted
 def load_split(
     path: str, personas_path: str | None, fmt: str | None, limit: int | None
 ) -> list[Record]:
-    if path.startswith("bundled:"):
-        records = load_bundled(path.split(":", 1)[1])
-    else:
-        records = load_records(path, personas_path=personas_path, fmt=fmt)
+    """The records of a data path (see :func:`cpe.data.paths.load_path`), at most ``limit``."""
+    records = load_path(path, personas_path, fmt)
     return records[:limit] if limit else records
 
 

@@ -184,18 +184,23 @@ def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple
         raise
 
 
-def _maker(cfg: CPEConfig, system: System, paths: dict[str, str], prompter: Prompter, timer):
+def _grm(cfg: CPEConfig, system: System, paths: dict[str, str], prompter: Prompter):
+    """A GRM scorer on the GRM engines (or the configured endpoint / function)."""
     from transformers import AutoTokenizer
 
     from cpe.reward.factory import build_grm
 
-    grm = build_grm(
+    return build_grm(
         cfg.grm,
         engine_pool=system.grm_pool,
         tokenizer=AutoTokenizer.from_pretrained(paths["grm"]) if "grm" in paths else None,
         prompts=prompter.prompts,
         max_prompt_tokens=cfg.grm.max_prompt_tokens,
     )
+
+
+def _maker(cfg: CPEConfig, system: System, paths: dict[str, str], prompter: Prompter, timer):
+    grm = _grm(cfg, system, paths, prompter)
     divisor = math.lcm(system.placement.slots("policy"), system.placement.slots("value"))
     settings = MakerSettings.from_config(cfg, divisor)
     return MAKERS[cfg.algorithm.mode](system.rollout, grm, prompter, settings, timer)
@@ -271,7 +276,8 @@ def _evaluator(cfg: CPEConfig, system: System, paths: dict[str, str], prompter: 
     judge = JUDGE_BACKENDS[e.judge.backend](e.judge, prompter.prompts, system.grm_pool, tokenizer)
     reference = resolve_reference(cfg, records)
     meta = judgment_meta(cfg, judge_description(cfg), reference)
-    return TrainingEvaluator(cfg, evaluation, answerer, judge, reference, meta)
+    grm = _grm(cfg, system, paths, prompter) if e.grm_scores else None
+    return TrainingEvaluator(cfg, evaluation, answerer, judge, reference, meta, grm)
 
 
 def _plain(cfg: CPEConfig) -> dict:

@@ -129,6 +129,8 @@ def test_sampling_spec_translation():
     guided = to_sampling_params(SamplingSpec(n=3, temperature=0.7, top_p=0.9, seed=2, regex="a+"))
     assert (guided.n, guided.temperature, guided.top_p, guided.seed) == (3, 0.7, 0.9, 2)
     assert guided.logprobs == 0 and guided.structured_outputs.regex == "a+"
+    judge = to_sampling_params(SamplingSpec(temperature=0.0, max_tokens=1, top_logprobs=20))
+    assert judge.logprobs == 20 and judge.max_tokens == 1
 
 
 def test_failed_bucket_leaves_engine_refusing_until_a_full_update(engine, hf_model, chat_prompts):

@@ -61,3 +61,32 @@ def test_the_probe_and_the_results_files(tmp_path, records):
     assert saved["policies"]["pol"]["win_rate"] == m["win_rate"]
     table = (tmp_path / "results.md").read_text()
     assert "| pol |" in table and "LC win rate" in table
+
+
+def test_grm_scores_are_cached_and_averaged_over_valid_outputs(tmp_path, records):
+    from cpe.reward import GRMScorer, PythonBackend, format_grm_output
+
+    asked = []
+
+    def rule(persona, question, answer):
+        asked.append(question)
+        if "cook" in question:
+            return "no scores here"
+        return format_grm_output("fine", [4, 2, 0] if "sleep" in question else [2, 0, 4])
+
+    ev = _evaluation(tmp_path, records)
+    m = _run(ev, FakeAnswers("POLICY"), FakeAnswers("REF"), FakeJudge("POLICY"))
+    assert "grm_reward" not in m
+    ev.scores("pol", {"grm": "rule"})
+    ev.score("pol", GRMScorer(PythonBackend(rule), retries=0))
+    m = ev.metrics("pol", "ref", ev.answer_texts("ref"))
+    assert m["grm_invalid"] == 1.0
+    assert (m["grm_helpfulness"], m["grm_personalization"], m["grm_naturalness"]) == (3, 1, 2)
+    # default weights 0.35 / 0.40 / 0.25: (1.4 + 0.8 + 0) and (0.7 + 0 + 1.0)
+    assert m["grm_reward"] == pytest.approx((2.2 + 1.7) / 2)
+    n = len(asked)
+    again = _evaluation(tmp_path, records)
+    _run(again, FakeAnswers("POLICY"), FakeAnswers("REF"), FakeJudge("POLICY"))
+    again.scores("pol", {"grm": "rule"})
+    again.score("pol", GRMScorer(PythonBackend(rule), retries=0))
+    assert len(asked) == n  # all cached, the invalid one included

@@ -37,38 +37,50 @@ def test_water_level():
     assert _water_level(5, 5, -3) == 0
 
 
-class Scorer:
-    """Log-probs of "A"/"B" from the judge prompt's text: A wins when its answer says 'good'."""
+class FakeEngine:
+    """One judge token with alternatives: A is likely when answer A says 'good'; a prompt
+    holding 'mute' gets alternatives without either letter."""
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
-        self.calls = []
+        self.specs = []
 
-    def token_logprobs(self, prompt_ids, response_ids):
-        self.calls.append(len(prompt_ids))
-        a_id = self.tokenizer.encode("A", add_special_tokens=False)[0]
+    def generate(self, prompt_ids, spec):
+        from cpe.types import Generation
+
+        self.specs.append(spec)
+        a, b = (self.tokenizer.encode(c, add_special_tokens=False)[0] for c in "AB")
         out = []
-        for ids, (token,) in zip(prompt_ids, response_ids, strict=True):
+        for ids in prompt_ids:
             text = self.tokenizer.decode(ids)
             first = text.split("<answer_A>")[1].split("</answer_A>")[0]
-            a_good = "good" in first
-            lp = math.log(0.8) if (token == a_id) == a_good else math.log(0.1)
-            out.append([lp])
+            good, bad = (a, b) if "good" in first else (b, a)
+            top = {good: math.log(0.8), bad: math.log(0.1), 7: math.log(0.05)}
+            if "mute" in text:
+                top = {7: 0.0}
+            out.append([Generation(ids, [good], "A", top_logprobs=[top])])
         return out
 
 
 def test_vllm_judge_reads_the_letter_probabilities(records, tokenizer):
-    scorer = Scorer(tokenizer)
-    judge = VLLMJudge(scorer, tokenizer)
-    verdicts = judge.judge([(records[0], "a good one", "meh"), (records[1], "meh", "good")])
+    engine = FakeEngine(tokenizer)
+    judge = VLLMJudge(engine, tokenizer)
+    items = [
+        (records[0], "a good one", "meh"),
+        (records[1], "meh", "good"),
+        (records[2], "mute", "x"),
+    ]
+    verdicts = judge.judge(items)
     assert verdicts[0].p_first == pytest.approx(0.8 / 0.9)
     assert verdicts[1].p_first == pytest.approx(0.1 / 0.9)
-    assert {v.source for v in verdicts} == {"logprobs"}
-    assert scorer.calls == [4]  # one scoring pass: both letters of both items
+    assert [v.source for v in verdicts] == ["logprobs", "logprobs", "invalid"]
+    assert verdicts[2].p_first is None
+    (spec,) = engine.specs  # one greedy token per item, with alternatives
+    assert (spec.temperature, spec.max_tokens, spec.top_logprobs) == (0.0, 1, 20)
 
 
 def test_vllm_judge_cuts_the_longer_answer_not_the_question(records, tokenizer):
-    judge = VLLMJudge(Scorer(tokenizer), tokenizer, max_prompt_tokens=1000)
+    judge = VLLMJudge(FakeEngine(tokenizer), tokenizer, max_prompt_tokens=1000)
     long_answer = "word " * 2000
     ids = judge.prompt_ids(records[0], "short answer", long_answer)
     text = tokenizer.decode(ids)
@@ -76,7 +88,7 @@ def test_vllm_judge_cuts_the_longer_answer_not_the_question(records, tokenizer):
     assert "short answer" in text and records[0].question in text
     assert TRUNCATION_MARKER.strip() in text
     with pytest.raises(ValueError, match="max_prompt_tokens=500"):
-        VLLMJudge(Scorer(tokenizer), tokenizer, max_prompt_tokens=500).prompt_ids(
+        VLLMJudge(FakeEngine(tokenizer), tokenizer, max_prompt_tokens=500).prompt_ids(
             records[0], "a", "b"
         )
 

@@ -80,6 +80,9 @@ def test_to_generations_reads_sampled_token_logprobs():
     [[first, second]] = va.to_generations([request])
     assert first == Generation([1, 2], [5, 9], "hi", [-0.5, -2.0], "stop")
     assert second.logprobs == [] and second.finish_reason == "length"
+    assert first.top_logprobs == []  # alternatives only when asked for
+    [[first, _]] = va.to_generations([request], top=True)
+    assert first.top_logprobs == [{5: -0.5, 1: -0.1}, {9: -2.0}]
 
 
 def test_prompt_token_logprobs_start_at_the_response():

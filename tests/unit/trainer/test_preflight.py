@@ -112,3 +112,14 @@ def test_checking_every_bundled_prompt_is_fast(tmp_path):
     started = time.perf_counter()
     check_prompt_lengths(cfg, records)
     assert len(records) == 271 and time.perf_counter() - started < 3.0
+
+
+def test_a_persona_feedback_folder_is_a_training_source(tmp_path):
+    from unit.eval.benchmark_files import write_persona_feedback
+
+    from cpe.trainer.preflight import load_split
+
+    root = write_persona_feedback(tmp_path / "pf")
+    records = load_split(str(root), None, None, limit=3)
+    assert [r.id for r in records] == ["general/easy-1", "general/easy-2", "spedific/easy-1"]
+    assert records[0].persona["Name"] == "Ana Silva" and records[0].chosen == "good one"
