@@ -38,7 +38,7 @@ demo: install
 
 eval: install
 	@test -n "$(RUN)" || { echo "no runs/demo-* folder: run 'make demo' first or give RUN=..."; exit 1; }
-	$(PY) -m cpe.eval experiment=demo 'eval.policies=[$(RUN)]' eval.output_dir=$(RUN)/eval/bundled
+	$(PY) -m cpe.eval experiment=demo 'eval.policies=[$(RUN)]'
 
 report: install
 	@test -n "$(RUN)" || { echo "no runs/demo-* folder: run 'make demo' first or give RUN=..."; exit 1; }

@@ -212,9 +212,11 @@ class JudgeConfig:
     model: str = MISSING_PATH
     dtype: str = "float32"
     openai: OpenAIBackendConfig = field(default_factory=lambda: OpenAIBackendConfig(model="judge"))
-    # Template + profile + question + both answers (answers are cut to fit).
+    # vLLM judge: template + profile + question + both answers (answers are cut to fit;
+    # a pair that still does not fit is an invalid verdict).
     max_prompt_tokens: int = 4096
-    # Re-asks of replies that name neither A nor B (text-only backends); then invalid.
+    # OpenAI judge: re-asks of replies that name neither A nor B; then invalid. (The vLLM
+    # judge reads a greedy token's probabilities: asking again would give the same.)
     retries: int = 2
     # Judge each pair in both orders, cancelling position bias.
     both_orders: bool = True
@@ -235,11 +237,14 @@ class EvalConfig:
     # Policies to evaluate: "PATH" or "NAME=PATH"; PATH is an HF folder, a checkpoint
     # folder, a run folder (its newest checkpoint) or fixture:NAME.
     policies: list[str] = field(default_factory=list)
-    # What answers are judged against: "initial" (model.policy.path, the starting
-    # policy), a policy PATH, "dataset" (the eval set's reference answers) or a
-    # reference-outputs file (AlpacaEval JSON array or JSONL with id + output).
+    # What answers are judged against: "initial" (this config's model.policy.path, the
+    # starting policy), a policy PATH, "dataset" (the eval set's reference answers) or an
+    # outputs file in AlpacaEval format (matched to the eval set by instruction).
     reference: str = "initial"
-    output_dir: str = "runs/eval-${now:%Y%m%d-%H%M%S}"
+    # Where answers, judgments and results go (re-use it to continue or extend an eval);
+    # null: <run>/eval/<eval set> when the first policy is a run folder, else
+    # runs/eval-<eval set>-<time>.
+    output_dir: str | None = None
     lc_method: str = "alpaca_eval"  # cpe.algo.LC_METHODS
     # Controllability probe: also answer with "answer briefly"/"in detail" suffixes.
     probe: bool = False

@@ -22,12 +22,16 @@ if TYPE_CHECKING:
     from cpe.trainer.experience import Experience
 
 
-class RolloutPool(Protocol):
-    """vLLM policy engines: sampling and in-place weight loading."""
+class Generator(Protocol):
+    """Anything that samples completions of token-id prompts (engines; eval and judges)."""
 
     def generate(
         self, prompt_ids: Sequence[Sequence[int]], spec: SamplingSpec
     ) -> list[list[Generation]]: ...
+
+
+class RolloutPool(Generator, Protocol):
+    """vLLM policy engines: sampling and in-place weight loading."""
 
     def load_weight_buckets(self, buckets_ref: Any, version: int | None = None) -> list[dict]: ...
 

@@ -347,9 +347,6 @@ def _prompts(cfg: CPEConfig, c: _Checker) -> None:
         c.exception("prompts.set", exc)
 
 
-JUDGE_LEN_SLACK = 8  # the judge's scoring pass reads one token past its prompt
-
-
 def _eval(cfg: CPEConfig, c: _Checker) -> None:
     e, choices = cfg.eval, _registry_choices()
     c.choice(e.task, "eval.task", choices["eval_task"])
@@ -360,6 +357,7 @@ def _eval(cfg: CPEConfig, c: _Checker) -> None:
     if e.max_records is not None:
         c.positive(e.max_records, "eval.max_records")
     c.positive(e.judge.max_prompt_tokens, "eval.judge.max_prompt_tokens")
+    c.choice(e.judge.dtype, "eval.judge.dtype", DTYPES)
     c.non_negative(e.judge.retries, "eval.judge.retries")
     if e.judge.backend == "openai":
         c.positive(e.judge.openai.concurrency, "eval.judge.openai.concurrency")
@@ -372,6 +370,8 @@ def _eval(cfg: CPEConfig, c: _Checker) -> None:
             f"{e.judge.model!r}: with trainer.eval_every the vLLM judge is the GRM engines' "
             f"model ({cfg.model.grm.path!r}, grm.backend=vllm); or use eval.judge.backend=openai",
         )
+        from cpe.eval.judges import JUDGE_LEN_SLACK
+
         room = cfg.grm.max_prompt_tokens + cfg.grm.max_new_tokens - JUDGE_LEN_SLACK
         c.require(
             e.judge.max_prompt_tokens <= room,

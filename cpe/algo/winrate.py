@@ -6,8 +6,10 @@ difference and asks what the win rate would be had both answers been equally lon
 fits it the way ``alpaca_eval`` 0.6.x does (``metrics/glm_winrate.py``), so that our numbers sit
 on the same scale as the published leaderboard. Inputs are plain arrays: one preference per item
 (P(policy's answer preferred); 1 win, 0 loss, 0.5 tie) and answer lengths in characters.
-The fit picks its L1 penalty by cross-validation, so with only a handful of items it may
-zero every coefficient and report exactly 50: too little evidence to say more.
+The ``alpaca_eval`` fit picks its L1 penalty by cross-validation, so on small eval sets (tens of
+items) it often zeroes every coefficient and reports exactly 50: too little evidence for that
+method. ``length_only`` (the simpler variant) fits the same two-term GLM by plain maximum
+likelihood and gives an estimate at any size.
 
 numpy only at import; scikit-learn is imported by the fit, so ``import cpe.algo`` stays light.
 """
@@ -32,6 +34,7 @@ CS = np.logspace(-4, 4, 10)  # LogisticRegressionCV's default grid (Cs=10), whic
 RANDOM_STATE = 123
 REGULARIZE_TO_BASELINE_LAMBDA = 0.2  # alpaca_eval's length_controlled_v1
 _LOG_LOSS_EPS = 1e-15
+UNPENALISED_C = 1e6  # liblinear needs some penalty; this one is negligible
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,12 @@ def _weighted_fit(
     """Fit probabilistic labels by duplicating each row (y=1 weight p·w, y=0 weight (1−p)·w)."""
     xx = np.concatenate([x, x])
     yy = np.concatenate([np.ones(len(p)), np.zeros(len(p))])
-    model = _logistic(C, rs).fit(xx, yy, sample_weight=np.concatenate([p * w, (1 - p) * w]))
+    ww = np.concatenate([p * w, (1 - p) * w])
+    keep = ww > 0
+    if len(np.unique(yy[keep])) == 2:
+        # zero-weight copies change nothing but make liblinear print a warning to stdout
+        xx, yy, ww = xx[keep], yy[keep], ww[keep]
+    model = _logistic(C, rs).fit(xx, yy, sample_weight=ww)
     return model.coef_[0]
 
 
@@ -178,6 +186,7 @@ def _lc_estimate(
     reference_lengths: Sequence[float],
     difficulty: np.ndarray | None,
     gamed: GamedBaseline | None,
+    penalised: bool = True,
 ) -> Estimate:
     """Fit the GLM and average P(policy wins) over all items with the length term set to 0.
 
@@ -201,9 +210,35 @@ def _lc_estimate(
         # gamed rows first, as alpaca_eval concatenates them (it fixes the GroupKFold folds)
         x, p = np.vstack([xg, x]), np.concatenate([pg, p])
         w = np.concatenate([np.full(len(pg), REGULARIZE_TO_BASELINE_LAMBDA / 2), w])
-    coef = fit_glm(x, p, w)
+    coef = fit_glm(x, p, w) if penalised else _fit_unpenalised(x, p, w)
     x_test = np.column_stack([np.zeros(n)] + cols[1:])
-    return _mean_estimate(1.0 / (1.0 + np.exp(-(x_test @ coef))))
+    predicted = 1.0 / (1.0 + np.exp(-(x_test @ coef)))
+    if difficulty is not None and np.ptp(difficulty) > 0:
+        return _mean_estimate(predicted)  # alpaca_eval's lc_standard_error: sem of predictions
+    # Every item gets the same prediction, so their sem is 0: use the fit's uncertainty.
+    return Estimate(100.0 * float(predicted.mean()), 100.0 * _sandwich_se(x, p, w, coef, x_test))
+
+
+def _fit_unpenalised(x: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
+    keep = ~np.isnan(p)
+    return _weighted_fit(UNPENALISED_C, RANDOM_STATE, x[keep], p[keep], w[keep])
+
+
+def _sandwich_se(
+    x: np.ndarray, p: np.ndarray, w: np.ndarray, coef: np.ndarray, x_test: np.ndarray
+) -> float:
+    """Standard error of mean(sigmoid(x_test @ coef)) by the delta method over the robust
+    (sandwich) covariance of the fit, which suits probabilistic labels."""
+    keep = ~np.isnan(p)
+    x, p, w = x[keep], p[keep], w[keep]
+    q = 1.0 / (1.0 + np.exp(-(x @ coef)))
+    hessian = (x * (w * q * (1 - q))[:, None]).T @ x
+    scores = x * (w * (p - q))[:, None]
+    bread = np.linalg.pinv(hessian)
+    cov = bread @ (scores.T @ scores) @ bread
+    t = 1.0 / (1.0 + np.exp(-(x_test @ coef)))
+    grad = (x_test * (t * (1 - t))[:, None]).mean(axis=0)
+    return float(np.sqrt(max(grad @ cov @ grad, 0.0)))
 
 
 def _gamed_rows(gamed: GamedBaseline) -> tuple[np.ndarray, np.ndarray]:
@@ -243,13 +278,13 @@ def lc_length_only(
     difficulty: Sequence[float] | None = None,
     gamed: GamedBaseline | None = None,
 ) -> Estimate:
-    """The paper's minimal GLM (``length_controlled_minimal``): tanh(length) + model term.
-
-    Same fit and prediction as ``lc_alpaca_eval``. ``difficulty`` and ``gamed`` are accepted so
-    every LC method shares one signature, and ignored: this variant has neither term.
+    """The simpler GLM (alpaca_eval's ``length_controlled_minimal`` terms: tanh(length) + model
+    term), fitted by plain maximum likelihood instead of a cross-validated L1 penalty, so small
+    eval sets get an estimate rather than a shrunk 50. ``difficulty`` and ``gamed`` are accepted
+    so every LC method shares one signature, and ignored: this variant has neither term.
     """
     del difficulty, gamed
-    return _lc_estimate(preferences, policy_lengths, reference_lengths, None, None)
+    return _lc_estimate(preferences, policy_lengths, reference_lengths, None, None, False)
 
 
 LC_METHODS: dict[str, Callable[..., Estimate]] = {

@@ -7,56 +7,35 @@ A row of ``answers/<policy>.jsonl``: ``{"id", "variant", "answer", "tokens",
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
-from tqdm import tqdm
-
+from cpe.config import RolloutConfig
 from cpe.data.records import Record
 from cpe.eval.cache import JsonlCache
 from cpe.prompts import PromptSet, policy_messages, to_token_ids
-from cpe.types import Generation, SamplingSpec
+from cpe.protocols import Generator
+from cpe.types import SamplingSpec
 
 DEFAULT_VARIANT = "default"
 PROBE_VARIANTS = ("brief", "detailed")
-CHUNK = 16  # items per engine call and per cache flush: a kill loses at most one chunk
 
 
-class Generator(Protocol):
-    def generate(
-        self, prompt_ids: Sequence[Sequence[int]], spec: SamplingSpec
-    ) -> list[list[Generation]]: ...
-
-
-def eval_sampling(temperature: float, top_p: float, max_tokens: int, seed: int) -> SamplingSpec:
-    """One answer per prompt; temperature 0 is greedy."""
+def eval_sampling(rollout: RolloutConfig) -> SamplingSpec:
+    """One answer per prompt at ``rollout.eval_temperature``; 0 is greedy."""
+    t = rollout.eval_temperature
     return SamplingSpec(
         n=1,
-        temperature=temperature,
-        top_p=top_p if temperature > 0 else 1.0,
-        max_tokens=max_tokens,
-        seed=seed,
+        temperature=t,
+        top_p=rollout.top_p if t > 0 else 1.0,
+        max_tokens=rollout.max_new_tokens,
+        seed=rollout.seed,
         logprobs=False,
     )
 
 
 def missing(cache: JsonlCache, records: Sequence[Record], variants: Sequence[str]) -> list:
     return [(r, v) for v in variants for r in records if (r.id, v) not in cache]
-
-
-def fill_answers(
-    cache: JsonlCache,
-    todo: Sequence[tuple[Record, str]],
-    generate: Callable[[Sequence[tuple[Record, str]]], list[dict[str, Any]]],
-    desc: str,
-    progress: bool = True,
-) -> None:
-    """Generates the ``todo`` (record, variant) answers chunk by chunk into ``cache``."""
-    with tqdm(total=len(todo), desc=desc, unit="answer", disable=not progress) as bar:
-        for start in range(0, len(todo), CHUNK):
-            chunk = todo[start : start + CHUNK]
-            cache.add(generate(chunk))
-            bar.update(len(chunk))
 
 
 class PolicyAnswerer:

@@ -10,11 +10,26 @@ off by a kill is dropped on load.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from tqdm import tqdm
+
+T = TypeVar("T")
+CHUNK = 16  # items per engine call and per flush: a kill loses at most one chunk
+
+
+def digest(*texts: str) -> str:
+    """A short fingerprint of the texts a row was made from (question, answers)."""
+    h = hashlib.sha1()
+    for text in texts:
+        h.update(text.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()[:16]
 
 
 class CacheMismatch(ValueError):
@@ -36,6 +51,26 @@ class JsonlCache:
 
     def get(self, key: tuple) -> dict[str, Any] | None:
         return self._rows.get(key)
+
+    def fresh(self, key: tuple, fingerprint: str) -> dict[str, Any] | None:
+        """The row of ``key`` if it was made from the texts ``fingerprint`` names."""
+        row = self._rows.get(key)
+        return row if row is not None and row.get("digest") == fingerprint else None
+
+    def fill(
+        self,
+        todo: Sequence[T],
+        make_rows: Callable[[Sequence[T]], Iterable[dict[str, Any]]],
+        desc: str,
+        unit: str,
+        progress: bool = True,
+    ) -> None:
+        """Makes the rows of ``todo`` chunk by chunk, each chunk appended when done."""
+        with tqdm(total=len(todo), desc=desc, unit=unit, disable=not progress) as bar:
+            for start in range(0, len(todo), CHUNK):
+                chunk = todo[start : start + CHUNK]
+                self.add(make_rows(chunk))
+                bar.update(len(chunk))
 
     def __contains__(self, key: tuple) -> bool:
         return key in self._rows

@@ -23,15 +23,14 @@ from cpe.data.persona_mem import (
     read_answer_letter,
 )
 from cpe.data.records import Record
-from cpe.eval.answers import Generator, eval_sampling
+from cpe.eval.answers import eval_sampling
 from cpe.eval.evaluation import EvalSettings, Evaluation
 from cpe.eval.host import EngineHost
-from cpe.eval.plan import answer_meta
+from cpe.eval.plan import MAX_LISTED, answer_meta, output_folder
 from cpe.eval.policies import PolicySpec, parse_policies
 from cpe.prompts import PromptSet, choice_messages, to_token_ids
+from cpe.protocols import Generator
 from cpe.types import SamplingSpec
-
-MAX_LISTED = 3
 
 
 def contexts_path(questions_csv: str) -> Path:
@@ -115,25 +114,28 @@ class ChoiceTask:
             for i in items
         ]
         settings = EvalSettings(e.lc_method, e.judge.both_orders, False, progress)
-        ev = Evaluation(Path(e.output_dir), records, settings)
         policies = parse_policies(list(e.policies))
+        ev = Evaluation(output_folder(cfg, policies), records, settings)
+        plan = ChoicePlan(ev, {i.id: i for i in items}, policies)
         for policy in policies:
             ev.answers(policy.name, {**answer_meta(cfg, policy), "task": "multiple_choice"})
-        return ChoicePlan(ev, {i.id: i for i in items}, policies)
+            self._answerer(cfg, plan, None, _tokenizer(cfg, policy)).check_lengths(records)
+        return plan
+
+    def _answerer(self, cfg: CPEConfig, plan: ChoicePlan, engines: Any, tokenizer: Any):
+        prompts = PromptSet.from_config(cfg.prompts)
+        sampling = eval_sampling(cfg.rollout)
+        return ChoiceAnswerer(
+            engines, tokenizer, prompts, sampling, plan.items, cfg.rollout.max_prompt_tokens
+        )
 
     def run(self, cfg: CPEConfig, plan: ChoicePlan, host: EngineHost) -> dict[str, Any]:
-        ev, r = plan.evaluation, cfg.rollout
-        prompts = PromptSet.from_config(cfg.prompts)
-        sampling = eval_sampling(r.eval_temperature, r.top_p, r.max_new_tokens, r.seed)
+        ev = plan.evaluation
         results = {}
         for spec in plan.policies:
             if ev.missing_answers(spec.name):
                 engines, tokenizer = host.policy(spec.model_path)
-                answerer = ChoiceAnswerer(
-                    engines, tokenizer, prompts, sampling, plan.items, r.max_prompt_tokens
-                )
-                answerer.check_lengths(ev.records)
-                ev.generate(spec.name, answerer)
+                ev.generate(spec.name, self._answerer(cfg, plan, engines, tokenizer))
             letters = {rid: ev.answer_row(spec.name, rid)["letter"] for rid in plan.items}
             results[spec.name] = {
                 "path": spec.path,
@@ -143,6 +145,15 @@ class ChoiceTask:
 
     def reference(self, plan: ChoicePlan) -> str:
         return "the correct options"
+
+
+def _tokenizer(cfg: CPEConfig, policy: PolicySpec) -> Any:
+    from transformers import AutoTokenizer
+
+    from cpe.models.paths import resolve_model_path
+
+    path = resolve_model_path(policy.model_path, cfg.model.cache_dir, "eval.policies")
+    return AutoTokenizer.from_pretrained(path)
 
 
 def _flat(scores: dict[str, Any]) -> dict[str, Any]:

@@ -1,12 +1,12 @@
-"""One evaluation folder: the eval set, its cached answers and judgments, and the
-per-policy metrics. Used by ``python -m cpe.eval`` and by ``trainer.eval_every``;
-engines and judges are handed in, so this module starts nothing itself.
+"""One evaluation folder: the eval set, its cached answers, judgments and GRM scores,
+and the per-policy metrics. Used by ``python -m cpe.eval`` and by ``trainer.eval_every``;
+engines, judges and GRMs are handed in, so this module starts nothing itself.
 
 Layout of the folder::
 
-    answers/<name>.jsonl       + .meta.json   one row per (record, variant)
-    judgments/<name>.jsonl     + .meta.json   one row per (record, order) vs the reference
-    scores/<name>.jsonl        + .meta.json   one GRM score row per record (eval.grm_scores)
+    answers/<name>.jsonl            + .meta.json   one row per (record, variant)
+    judgments/<name>-vs-<ref>.jsonl + .meta.json   one row per (record, order)
+    scores/<name>.jsonl             + .meta.json   one GRM score row per record
     results.json, results.md
 """
 
@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from cpe.data.records import Record
-from cpe.eval.answers import DEFAULT_VARIANT, PROBE_VARIANTS, fill_answers, missing
+from cpe.eval.answers import DEFAULT_VARIANT, PROBE_VARIANTS, missing
 from cpe.eval.cache import JsonlCache
-from cpe.eval.grm_scores import fill_scores, score_metrics
+from cpe.eval.grm_scores import fill_scores, fresh_scores, score_metrics
 from cpe.eval.judges import PairwiseJudge
-from cpe.eval.judging import fill_judgments, invalid_orders, orders, preference
+from cpe.eval.judging import Pairs, fill_judgments, invalid_orders, preference
 from cpe.eval.results import TABLE_COLUMNS, Columns, policy_metrics, write_results
 from cpe.protocols import RewardModel
 
@@ -42,97 +42,96 @@ class Evaluation:
         self.folder = Path(folder)
         self.records = list(records)
         self.settings = settings
+        self.progress = settings.progress
         self.variants = (DEFAULT_VARIANT, *PROBE_VARIANTS) if settings.probe else (DEFAULT_VARIANT,)
-        self._answers: dict[str, JsonlCache] = {}
-        self._judgments: dict[str, JsonlCache] = {}
-        self._scores: dict[str, JsonlCache] = {}
+        self._caches: dict[tuple[str, str], JsonlCache] = {}
 
-    # -- answers ----------------------------------------------------------------
-    def answers(self, name: str, meta: Mapping[str, Any]) -> JsonlCache:
-        """The answer cache of ``name`` (opened once; a settings mismatch raises here)."""
-        if name not in self._answers:
-            path = self.folder / "answers" / f"{name}.jsonl"
-            self._answers[name] = JsonlCache(path, dict(meta), ("id", "variant"))
-        return self._answers[name]
+    def _open(
+        self, kind: str, name: str, meta: Mapping[str, Any] | None, key: Sequence[str]
+    ) -> JsonlCache:
+        """The cache ``<kind>/<name>.jsonl``: opened with its settings ``meta`` once (a
+        mismatch with the folder raises there), then looked up with ``meta=None``."""
+        if (kind, name) not in self._caches:
+            if meta is None:
+                raise KeyError(f"{kind}/{name} was not opened with its settings")
+            path = self.folder / kind / f"{name}.jsonl"
+            self._caches[kind, name] = JsonlCache(path, dict(meta), key)
+        return self._caches[kind, name]
 
-    def missing_answers(self, name: str, variants: Sequence[str] | None = None) -> list:
-        return missing(self._answers[name], self.records, variants or self.variants)
+    def forget(self, name: str) -> None:
+        """Deletes every cache of ``name``: its answers, scores and judgments."""
+        patterns = (f"answers/{name}.*", f"scores/{name}.*", f"judgments/{name}-vs-*")
+        for path in [p for pattern in patterns for p in self.folder.glob(pattern)]:
+            path.unlink()
+        self._caches = {
+            k: v
+            for k, v in self._caches.items()
+            if k[1] != name and not k[1].startswith(f"{name}-vs-")
+        }
 
-    def generate(self, name: str, answer: AnswerFn, variants: Sequence[str] | None = None) -> int:
-        """Generates what ``name`` lacks; returns how many answers were made."""
-        todo = self.missing_answers(name, variants)
-        if todo:
-            fill_answers(self._answers[name], todo, answer, f"answers {name}", self.progress)
-        return len(todo)
+    # Answers
+    def answers(self, name: str, meta: Mapping[str, Any] | None = None) -> JsonlCache:
+        return self._open("answers", name, meta, ("id", "variant"))
+
+    def missing_answers(self, name: str) -> list:
+        return missing(self._caches["answers", name], self.records, self.variants)
+
+    def generate(self, name: str, answer: AnswerFn) -> None:
+        todo = self.missing_answers(name)
+        self._caches["answers", name].fill(todo, answer, f"answers {name}", "answer", self.progress)
 
     def answer_row(self, name: str, record_id: str, variant: str = DEFAULT_VARIANT) -> dict:
-        return self._answers[name].get((record_id, variant))
+        return self._caches["answers", name].get((record_id, variant))
 
     def answer_texts(self, name: str) -> dict[str, str]:
-        cache = self._answers[name]
-        return {r.id: cache.get((r.id, DEFAULT_VARIANT))["answer"] for r in self.records}
+        return {r.id: self.answer_row(name, r.id)["answer"] for r in self.records}
 
-    # -- judgments --------------------------------------------------------------
-    def judgments(self, policy: str, reference: str, meta: Mapping[str, Any]) -> JsonlCache:
-        """The judgments of ``policy``'s answers against ``reference``'s."""
-        name = f"{policy}-vs-{reference}"
-        if name not in self._judgments:
-            path = self.folder / "judgments" / f"{name}.jsonl"
-            self._judgments[name] = JsonlCache(path, dict(meta), ("id", "order"))
-        return self._judgments[name]
+    # Judgments of a policy's answers against a reference's (texts given per record id)
+    def judgments(
+        self, policy: str, reference: str, meta: Mapping[str, Any] | None = None
+    ) -> JsonlCache:
+        return self._open("judgments", f"{policy}-vs-{reference}", meta, ("id", "order"))
 
-    def missing_judgments(self, policy: str, reference: str) -> int:
-        cache = self._judgments[f"{policy}-vs-{reference}"]
-        wanted = orders(self.settings.both_orders)
-        return sum((r.id, o) not in cache for r in self.records for o in wanted)
+    def pairs(self, policy: Mapping[str, str], reference: Mapping[str, str]) -> Pairs:
+        return Pairs(self.records, policy, reference)
 
-    def judge(
-        self, policy: str, reference: str, texts: Mapping[str, str], judge: PairwiseJudge
+    def missing_judgments(self, cache: JsonlCache, pairs: Pairs) -> int:
+        return len(pairs.missing(cache, self.settings.both_orders))
+
+    def judge(self, cache: JsonlCache, pairs: Pairs, judge: PairwiseJudge, desc: str) -> None:
+        fill_judgments(cache, pairs, judge, self.settings.both_orders, desc, self.progress)
+
+    # GRM scores of answers (texts given per record id)
+    def scores(self, name: str, meta: Mapping[str, Any] | None = None) -> JsonlCache:
+        return self._open("scores", name, meta, ("id",))
+
+    def missing_scores(self, cache: JsonlCache, texts: Mapping[str, str]) -> int:
+        return sum(row is None for row in fresh_scores(cache, self.records, texts).values())
+
+    def score(
+        self, cache: JsonlCache, texts: Mapping[str, str], grm: RewardModel, desc: str
     ) -> None:
-        """Judges what is missing; ``texts``: the reference's answer per record id."""
-        fill_judgments(
-            self._judgments[f"{policy}-vs-{reference}"],
-            self.records,
-            self.answer_texts(policy),
-            texts,
-            judge,
-            self.settings.both_orders,
-            f"judge {policy}",
-            self.progress,
-        )
+        fill_scores(cache, self.records, texts, grm, desc, self.progress)
 
-    # -- GRM scores -------------------------------------------------------------
-    def scores(self, policy: str, meta: Mapping[str, Any]) -> JsonlCache:
-        if policy not in self._scores:
-            path = self.folder / "scores" / f"{policy}.jsonl"
-            self._scores[policy] = JsonlCache(path, dict(meta), ("id",))
-        return self._scores[policy]
-
-    def missing_scores(self, policy: str) -> int:
-        return sum((r.id,) not in self._scores[policy] for r in self.records)
-
-    def score(self, policy: str, grm: RewardModel) -> None:
-        texts = self.answer_texts(policy)
-        cache = self._scores[policy]
-        fill_scores(cache, self.records, texts, grm, f"GRM {policy}", self.progress)
-
-    # -- results ----------------------------------------------------------------
+    # Results
     def metrics(self, policy: str, reference: str, texts: Mapping[str, str]) -> dict[str, Any]:
-        cache = self._judgments[f"{policy}-vs-{reference}"]
+        """Metrics of ``policy`` against ``reference`` (whose answers are ``texts``)."""
+        pairs = self.pairs(self.answer_texts(policy), texts)
+        cache = self._caches["judgments", f"{policy}-vs-{reference}"]
         both = self.settings.both_orders
-        prefs = {r.id: preference(cache, r.id, both) for r in self.records}
-        ids = [r.id for r in self.records]
+        prefs = {r.id: preference(cache, pairs, r.id, both) for r in self.records}
         metrics = policy_metrics(
             self.records,
             self._answer_rows(policy),
             texts,
             prefs,
             self.settings.lc_method,
-            invalid_orders(cache, ids, both),
+            invalid_orders(cache, pairs, both),
         )
-        if policy in self._scores:
-            scores = self._scores[policy]
-            metrics.update(score_metrics([scores.get((r.id,)) for r in self.records]))
+        scores = self._caches.get(("scores", policy))
+        if scores is not None:
+            rows = fresh_scores(scores, self.records, pairs.policy)
+            metrics.update(score_metrics(list(rows.values())))
         return metrics
 
     def write(
@@ -143,12 +142,8 @@ class Evaluation:
     ) -> Path:
         return write_results(self.folder, header, policies, columns)
 
-    @property
-    def progress(self) -> bool:
-        return self.settings.progress
-
     def _answer_rows(self, name: str) -> dict[tuple[str, str], Mapping[str, Any]]:
-        cache = self._answers[name]
+        cache = self._caches["answers", name]
         return {
             (r.id, v): row
             for r in self.records

@@ -1,6 +1,7 @@
-"""The GRM's three scores of each policy answer (``eval.grm_scores``), cached in
-``scores/<policy>.jsonl`` like answers and judgments; invalid GRM outputs are counted
-and left out of the means."""
+"""The GRM's three scores of each answer (``eval.grm_scores``, and PersonaFeedback's
+``preference_grm`` task), cached in ``scores/<name>.jsonl`` like answers and judgments
+(fingerprinted by question and answer); invalid GRM outputs are counted and left out of
+the means."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ from collections.abc import Mapping, Sequence
 from statistics import fmean
 from typing import Any
 
-from tqdm import tqdm
-
 from cpe.data.records import Record
-from cpe.eval.cache import JsonlCache
+from cpe.eval.cache import JsonlCache, digest
 from cpe.protocols import RewardModel
 
-CHUNK = 16
 DIMENSIONS = ("helpfulness", "personalization", "naturalness")
+
+
+def answer_digests(records: Sequence[Record], answers: Mapping[str, str]) -> dict[str, str]:
+    return {r.id: digest(r.question, answers[r.id]) for r in records}
 
 
 def fill_scores(
@@ -26,28 +28,37 @@ def fill_scores(
     desc: str,
     progress: bool = True,
 ) -> None:
-    todo = [r for r in records if (r.id,) not in cache]
-    with tqdm(total=len(todo), desc=desc, unit="score", disable=not progress) as bar:
-        for start in range(0, len(todo), CHUNK):
-            chunk = todo[start : start + CHUNK]
-            results = grm.score([(r, answers[r.id]) for r in chunk])
-            cache.add(_row(r, res) for r, res in zip(chunk, results, strict=True))
-            bar.update(len(chunk))
+    digests = answer_digests(records, answers)
+    todo = [r for r in records if cache.fresh((r.id,), digests[r.id]) is None]
+
+    def rows(chunk):
+        results = grm.score([(r, answers[r.id]) for r in chunk])
+        return [_row(r, res, digests[r.id]) for r, res in zip(chunk, results, strict=True)]
+
+    cache.fill(todo, rows, desc, "score", progress)
 
 
-def _row(record: Record, result: Any) -> dict[str, Any]:
+def _row(record: Record, result: Any, fingerprint: str) -> dict[str, Any]:
     judgement = result.judgement
     scores = judgement.scores if judgement is not None else (None, None, None)
     return {
         "id": record.id,
+        "digest": fingerprint,
         "valid": bool(result.valid),
         "reward": result.reward,
         **dict(zip(DIMENSIONS, scores, strict=True)),
     }
 
 
-def score_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, float | None]:
-    valid = [r for r in rows if r["valid"]]
+def fresh_scores(
+    cache: JsonlCache, records: Sequence[Record], answers: Mapping[str, str]
+) -> dict[str, dict[str, Any] | None]:
+    digests = answer_digests(records, answers)
+    return {r.id: cache.fresh((r.id,), digests[r.id]) for r in records}
+
+
+def score_metrics(rows: Sequence[Mapping[str, Any] | None]) -> dict[str, float | None]:
+    valid = [r for r in rows if r is not None and r["valid"]]
     out: dict[str, float | None] = {"grm_invalid": float(len(rows) - len(valid))}
     for key in ("reward", *DIMENSIONS):
         out[f"grm_{key}"] = fmean(r[key] for r in valid) if valid else None

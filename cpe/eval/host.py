@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cpe.config import CPEConfig
-from cpe.eval.judges import JUDGE_BACKENDS, PairwiseJudge
+from cpe.eval.judges import JUDGE_BACKENDS, JUDGE_LEN_SLACK, PairwiseJudge
 from cpe.prompts import PromptSet
-from cpe.validate import JUDGE_LEN_SLACK
 
 
 @dataclass

@@ -2,16 +2,16 @@
 
 ``JUDGE_BACKENDS`` maps ``eval.judge.backend`` to a builder. Every judge returns one
 :class:`Verdict` per ``(record, answer_a, answer_b)`` item: ``p_first`` is the
-probability that answer A (shown first) is the better one. The vLLM judge reads it
-from the judge's next-token probabilities of "A" and "B" (always available); the
-OpenAI-compatible judge reads the returned top log-probs when the endpoint gives
-them, else the reply's text. A reply naming neither is re-asked, and after
-``retries`` re-asks it is invalid (``p_first=None``): counted, never scored as a tie.
+probability that answer A (shown first) is the better one, read from the judge's
+next-token probabilities of "A" and "B" (:func:`p_first_from_logprobs`, one rule for
+every backend) where the backend gives them, else from the reply's text. A verdict
+is ``invalid`` (``p_first=None``: counted, never scored as a tie) when neither letter
+comes back; ``transient`` verdicts (transport failures) are not cached, so a rerun
+asks again.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from cpe.config import JudgeConfig
 from cpe.data.records import Record
 from cpe.prompts import DEFAULT, PromptSet, judge_messages, to_token_ids
+from cpe.protocols import Generator
 from cpe.types import Generation, SamplingSpec
 
 JudgeItem = tuple[Record, str, str]
@@ -27,6 +28,8 @@ CHOICES = ("A", "B")
 TRUNCATION_MARKER = "\n[... answer truncated ...]"
 # Alternatives read at the first answer token (vLLM's default cap, max_logprobs, is 20).
 TOP_LOGPROBS = 20
+# The vLLM judge's engines hold the prompt plus this many tokens (it generates one).
+JUDGE_LEN_SLACK = 8
 # One greedy token with its alternatives: the judge's reply is read, not sampled.
 JUDGE_SPEC = SamplingSpec(
     n=1, temperature=0.0, max_tokens=1, logprobs=False, top_logprobs=TOP_LOGPROBS
@@ -37,23 +40,13 @@ _LETTER = re.compile(r"\W*(?:answer\s*[:\-]?\s*)?\(?([AB])\)?\W*", re.IGNORECASE
 @dataclass(frozen=True)
 class Verdict:
     p_first: float | None  # P(answer A is better); None = invalid
-    source: str  # "logprobs" | "text" | "invalid"
+    source: str  # "logprobs" | "text" | "invalid" | "transient"
     raw: str = ""
     attempts: int = 1
 
 
 class PairwiseJudge(Protocol):
-    description: str  # names the judge in cache metadata and results
-
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]: ...
-
-
-class Generator(Protocol):
-    """The part of the engine pool the vLLM judge uses."""
-
-    def generate(
-        self, prompt_ids: Sequence[Sequence[int]], spec: SamplingSpec
-    ) -> list[list[Generation]]: ...
 
 
 def letter_of(text: str) -> str | None:
@@ -63,10 +56,14 @@ def letter_of(text: str) -> str | None:
 
 
 def p_first_from_logprobs(alternatives: Sequence[tuple[str, float]]) -> float | None:
-    """P(A) / (P(A) + P(B)) over the first token's alternatives; None if neither is there."""
+    """P(A) / (P(A) + P(B)) over the first token's alternatives, each letter's probability
+    summed over its spellings ("A", " A"); None if neither letter is there. Lower-case
+    "a" is the article, not a verdict."""
+    import math
+
     mass = dict.fromkeys(CHOICES, 0.0)
     for token, logprob in alternatives:
-        letter = token.strip().upper()
+        letter = token.strip()
         if letter in mass:
             mass[letter] += math.exp(logprob)
     total = mass["A"] + mass["B"]
@@ -74,9 +71,8 @@ def p_first_from_logprobs(alternatives: Sequence[tuple[str, float]]) -> float | 
 
 
 class VLLMJudge:
-    """The judge on vLLM engines: one greedy token per judgment, read as P(A) / (P(A) +
-    P(B)) from its alternatives; when neither letter is among the top alternatives the
-    verdict is invalid (re-asking greedily would give the same)."""
+    """The judge on vLLM engines: one greedy token per judgment with its top alternatives
+    (re-asking greedily would give the same, so a missing letter is final)."""
 
     def __init__(
         self,
@@ -84,44 +80,45 @@ class VLLMJudge:
         tokenizer: Any,
         prompts: PromptSet = DEFAULT,
         max_prompt_tokens: int = 4096,
-        description: str = "vllm",
     ):
         self.engine = engine
         self.tokenizer = tokenizer
         self.prompts = prompts
         self.max_prompt_tokens = max_prompt_tokens
-        self.description = description
-        # The first token of each letter as the assistant turn's first token.
-        self.choice_ids = [tokenizer.encode(c, add_special_tokens=False)[0] for c in CHOICES]
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
-        if not items:
-            return []
-        outputs = self.engine.generate([self.prompt_ids(*item) for item in items], JUDGE_SPEC)
-        return [self._verdict(out[0]) for out in outputs]
+        prompts = [self.prompt_ids(*item) for item in items]
+        fitting = [i for i, ids in enumerate(prompts) if ids is not None]
+        outputs = self.engine.generate([prompts[i] for i in fitting], JUDGE_SPEC) if fitting else []
+        verdicts = [
+            Verdict(
+                None,
+                "invalid",
+                f"prompt over eval.judge.max_prompt_tokens={self.max_prompt_tokens}",
+            )
+        ] * len(items)
+        for i, out in zip(fitting, outputs, strict=True):
+            verdicts[i] = self._verdict(out[0])
+        return verdicts
 
     def _verdict(self, generation: Generation) -> Verdict:
         first = generation.top_logprobs[0] if generation.top_logprobs else {}
-        a, b = (first.get(token) for token in self.choice_ids)
-        if a is None and b is None:
+        alternatives = [(self.tokenizer.decode([tok]), lp) for tok, lp in first.items()]
+        p_first = p_first_from_logprobs(alternatives)
+        if p_first is None:
             return Verdict(None, "invalid", f"neither A nor B in the top {TOP_LOGPROBS}")
-        p_a = 0.0 if a is None else math.exp(a)
-        p_b = 0.0 if b is None else math.exp(b)
-        return Verdict(p_a / (p_a + p_b), "logprobs", f"P(A)={p_a:.4g} P(B)={p_b:.4g}")
+        return Verdict(p_first, "logprobs", f"P(A|A or B)={p_first:.4g}")
 
-    def prompt_ids(self, record: Record, answer_a: str, answer_b: str) -> list[int]:
+    def prompt_ids(self, record: Record, answer_a: str, answer_b: str) -> list[int] | None:
         """The judge prompt; when too long, the longer answer is cut first (never the
-        template, profile or question), each cut marked."""
+        template, profile or question), each cut marked. None if even that cannot fit."""
         for _ in range(4):
             ids = self._ids(record, answer_a, answer_b)
             over = len(ids) - self.max_prompt_tokens
             if over <= 0:
                 return ids
             answer_a, answer_b = self._cut(answer_a, answer_b, over + 16)
-        raise ValueError(
-            f"record {record.id!r}: the judge prompt does not fit "
-            f"eval.judge.max_prompt_tokens={self.max_prompt_tokens} even with answers cut"
-        )
+        return None
 
     def _ids(self, record: Record, a: str, b: str) -> list[int]:
         return to_token_ids(self.tokenizer, judge_messages(record, a, b, self.prompts))
@@ -148,19 +145,23 @@ def _water_level(len_a: int, len_b: int, budget: int) -> int:
     return budget - short if budget - short < long_ else long_
 
 
-def build_vllm_judge(cfg: JudgeConfig, prompts: PromptSet, engine: Any, tokenizer: Any):
-    return VLLMJudge(engine, tokenizer, prompts, cfg.max_prompt_tokens, f"vllm:{cfg.model}")
+def _vllm(cfg: JudgeConfig, prompts: PromptSet, engine: Generator | None, tokenizer: Any):
+    return VLLMJudge(engine, tokenizer, prompts, cfg.max_prompt_tokens)
 
 
-def build_openai_judge(cfg: JudgeConfig, prompts: PromptSet, engine: Any, tokenizer: Any):
+def _openai(cfg: JudgeConfig, prompts: PromptSet, engine: Generator | None, tokenizer: Any):
     # Imported here: the openai client loads only when this backend is used.
     from cpe.eval.openai_judge import OpenAIJudge
 
     return OpenAIJudge(cfg, prompts)
 
 
-#: eval.judge.backend -> builder(cfg, prompts, engine pool or None, tokenizer or None).
-JUDGE_BACKENDS: dict[str, Callable[..., PairwiseJudge]] = {
-    "vllm": build_vllm_judge,
-    "openai": build_openai_judge,
-}
+#: eval.judge.backend -> builder(judge config, prompts, GRM-pool engines or None, tokenizer or None).
+JUDGE_BACKENDS: dict[str, Callable[..., PairwiseJudge]] = {"vllm": _vllm, "openai": _openai}
+
+
+def judge_description(cfg: JudgeConfig) -> str:
+    """Names the judge in cache metadata and results."""
+    if cfg.backend == "openai":
+        return f"openai:{cfg.openai.base_url}#{cfg.openai.model}"
+    return f"{cfg.backend}:{cfg.model}"

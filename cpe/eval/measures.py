@@ -2,8 +2,10 @@
 
 A persona "field mentioned verbatim" is a persona text value of at least
 ``MIN_FIELD_CHARS`` characters that appears in the answer (case-insensitive): short
-values ("34", "male") would match by chance. "Addressed by name": the persona's first
-name appears in the answer as a whole word.
+values ("34", "male") would match by chance. Values under style sections (preferences,
+personality, tone, bias) are skipped: they describe how to answer ("step-by-step"), and
+an answer that follows them uses their words without reciting the profile.
+"Addressed by name": the persona's first name appears in the answer as a whole word.
 """
 
 from __future__ import annotations
@@ -14,15 +16,28 @@ from typing import Any
 
 MIN_FIELD_CHARS = 12
 NAME_KEYS = ("name", "first_name", "firstname", "full_name")
+STYLE_KEYS = frozenset(
+    {
+        "preferences",
+        "preference",
+        "personality",
+        "communication_style",
+        "tone",
+        "answer_style",
+        "bias",
+    }
+)
 
 
 def persona_texts(persona: Any) -> Iterator[str]:
-    """Every leaf string of a persona object (nested dicts and lists included)."""
+    """Every leaf string of a persona object (nested dicts and lists included), style
+    sections left out."""
     if isinstance(persona, str):
         yield persona
     elif isinstance(persona, dict):
-        for value in persona.values():
-            yield from persona_texts(value)
+        for key, value in persona.items():
+            if str(key).lower() not in STYLE_KEYS:
+                yield from persona_texts(value)
     elif isinstance(persona, list | tuple):
         for value in persona:
             yield from persona_texts(value)

@@ -40,7 +40,6 @@ class OpenAIJudge:
     def __init__(self, cfg: JudgeConfig, prompts: PromptSet = DEFAULT):
         self.transport = JudgeTransport(cfg.openai, prompts, max_new_tokens=MAX_REPLY_TOKENS)
         self.retries = cfg.retries
-        self.description = f"openai:{cfg.openai.base_url}#{cfg.openai.model}"
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         verdicts: list[Verdict | None] = [None] * len(items)
@@ -61,7 +60,7 @@ class OpenAIJudge:
 
 def _read_reply(reply: Reply, attempt: int) -> Verdict:
     if reply.error is not None:
-        return Verdict(None, "invalid", reply.error, attempt)
+        return Verdict(None, "transient", reply.error, attempt)
     if reply.top_logprobs:
         p_first = p_first_from_logprobs(reply.top_logprobs)
         if p_first is not None:

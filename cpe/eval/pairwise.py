@@ -21,24 +21,31 @@ class PairwiseTask:
         return plan_eval(cfg, progress)
 
     def run(self, cfg: CPEConfig, plan: EvalPlan, host: EngineHost) -> dict[str, dict[str, Any]]:
-        ev, e, r = plan.evaluation, cfg.eval, cfg.rollout
+        ev, e = plan.evaluation, cfg.eval
         prompts = PromptSet.from_config(cfg.prompts)
-        sampling = eval_sampling(r.eval_temperature, r.top_p, r.max_new_tokens, r.seed)
+        sampling = eval_sampling(cfg.rollout)
         for spec in plan.generated:
             if ev.missing_answers(spec.name):
                 engines, tokenizer = host.policy(spec.model_path)
                 ev.generate(spec.name, PolicyAnswerer(engines, tokenizer, prompts, sampling))
-        reference, ref = plan.reference_answers(), plan.reference.name
-        if e.grm_scores and any(ev.missing_scores(p.name) for p in plan.policies):
-            grm = host.grm(prompts)
-            for spec in plan.policies:
-                ev.score(spec.name, grm)
-        if any(ev.missing_judgments(p.name, ref) for p in plan.policies):
+        ref = plan.reference
+        reference = ref.texts(ev)
+        if e.grm_scores:
+            caches = {p.name: (ev.scores(p.name), ev.answer_texts(p.name)) for p in plan.policies}
+            if any(ev.missing_scores(c, t) for c, t in caches.values()):
+                grm = host.grm(prompts)
+                for name, (cache, texts) in caches.items():
+                    ev.score(cache, texts, grm, f"GRM {name}")
+        pending = {
+            p.name: (ev.judgments(p.name, ref.name), ev.pairs(ev.answer_texts(p.name), reference))
+            for p in plan.policies
+        }
+        if any(ev.missing_judgments(c, pairs) for c, pairs in pending.values()):
             judge = host.judge(prompts)
-            for spec in plan.policies:
-                ev.judge(spec.name, ref, reference, judge)
+            for name, (cache, pairs) in pending.items():
+                ev.judge(cache, pairs, judge, f"judge {name}")
         return {
-            spec.name: {"path": spec.path, **ev.metrics(spec.name, ref, reference)}
+            spec.name: {"path": spec.path, **ev.metrics(spec.name, ref.name, reference)}
             for spec in plan.policies
         }
 

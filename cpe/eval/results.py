@@ -17,10 +17,12 @@ from cpe.data.records import Record
 from cpe.eval.answers import DEFAULT_VARIANT, PROBE_VARIANTS
 from cpe.eval.measures import addresses_by_name, mentions_persona_field
 
+LENGTH_ONLY = "length_only"
 TABLE_COLUMNS = (
     ("win_rate", "win rate"),
     ("win_rate_se", "± se"),
     ("lc_win_rate", "LC win rate"),
+    ("lc_length_only", "LC (length only)"),
     ("judged", "judged"),
     ("invalid", "invalid"),
     ("length_tokens", "tokens"),
@@ -71,12 +73,21 @@ def _rates(judged, answers, reference, preferences, lc_method) -> dict[str, floa
         [len(reference[r.id]) for r in judged],
         method=lc_method,
     )
-    return {
+    out = {
         "win_rate": raw.value,
         "win_rate_se": raw.se,
         "lc_win_rate": lc.value,
         "lc_win_rate_se": lc.se,
     }
+    if lc_method != LENGTH_ONLY:
+        # Beside the configured method: the L1-fitted GLM often shrinks to exactly 50 on
+        # eval sets of tens of items, where the plain fit still gives an estimate.
+        lengths = [len(answers[(r.id, DEFAULT_VARIANT)]["answer"]) for r in judged]
+        alt = lc_win_rate(
+            prefs, lengths, [len(reference[r.id]) for r in judged], method=LENGTH_ONLY
+        )
+        out["lc_length_only"] = alt.value
+    return out
 
 
 def probe_metrics(

@@ -13,8 +13,8 @@ from cpe.config import CPEConfig
 from cpe.eval.choice import ChoiceTask
 from cpe.eval.host import EngineHost
 from cpe.eval.pairwise import PairwiseTask
-from cpe.eval.plan import judge_description
-from cpe.eval.preference import PreferenceTask
+from cpe.eval.plan import results_header
+from cpe.eval.preference import GRMPreferenceTask, JudgePreferenceTask
 from cpe.eval.results import Columns, markdown_table
 
 
@@ -35,8 +35,8 @@ class EvalTask(Protocol):
 #: eval.task -> the task.
 EVAL_TASKS: dict[str, EvalTask] = {
     "pairwise": PairwiseTask(),
-    "preference_judge": PreferenceTask("judge"),
-    "preference_grm": PreferenceTask("grm"),
+    "preference_judge": JudgePreferenceTask(),
+    "preference_grm": GRMPreferenceTask(),
     "multiple_choice": ChoiceTask(),
 }
 
@@ -52,19 +52,15 @@ def run_eval(cfg: CPEConfig, plan: Any = None) -> Path:
     plan = plan if plan is not None else task.plan(cfg, cfg.logging.progress)
     with EngineHost(cfg) as host:
         results = task.run(cfg, plan, host)
-    e = cfg.eval
-    header = {
-        "name": Path(e.output_dir).name,
-        "task": e.task,
-        "eval_set": e.data_path,
-        "records": len(plan.evaluation.records),
-        "reference": task.reference(plan),
-        "judge": judge_description(cfg),
-        "lc_method": e.lc_method,
-        "temperature": cfg.rollout.eval_temperature,
-        "seconds": round(time.time() - started, 1),
-    }
-    path = plan.evaluation.write(header, results, task.columns)
+    ev = plan.evaluation
+    header = results_header(
+        cfg,
+        len(ev.records),
+        task.reference(plan),
+        name=ev.folder.name,
+        seconds=round(time.time() - started, 1),
+    )
+    path = ev.write(header, results, task.columns)
     print(markdown_table(results, task.columns))
     print(f"results: {path}")
     return path

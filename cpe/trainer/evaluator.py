@@ -12,24 +12,17 @@ from cpe.config import CPEConfig
 from cpe.eval.answers import PolicyAnswerer
 from cpe.eval.evaluation import Evaluation
 from cpe.eval.judges import PairwiseJudge
-from cpe.eval.plan import Reference, answer_meta, judge_description, score_meta
+from cpe.eval.plan import Reference, answer_meta, results_header, score_meta
 from cpe.eval.policies import PolicySpec
+from cpe.eval.results import TABLE_COLUMNS
 from cpe.protocols import RewardModel
 
+# Every metric of the results table, the LC standard error and the probe lengths too.
 LOGGED = (
-    "win_rate",
-    "win_rate_se",
-    "lc_win_rate",
-    "judged",
-    "invalid",
-    "length_tokens",
-    "length_chars",
-    "persona_mention_share",
-    "name_address_share",
-    "grm_reward",
-    "grm_helpfulness",
-    "grm_personalization",
-    "grm_naturalness",
+    *(key for key, _ in TABLE_COLUMNS),
+    "lc_win_rate_se",
+    "probe_brief_tokens",
+    "probe_detailed_tokens",
 )
 
 
@@ -59,8 +52,13 @@ class TrainingEvaluator:
         return self.every > 0 and step % self.every == 0
 
     def prepare(self, step: int) -> None:
-        """Before step 1: the initial policy's answers (what the engines hold now)."""
+        """Before step 1: the initial policy's answers (what the engines hold now). On a
+        resume at ``step``: evaluations of later steps (made before a crash, by weights
+        the resumed run will not have) are deleted."""
         self._load_results()
+        for name in [n for n in self.results if self.results[n]["step"] > step]:
+            self.evaluation.forget(name)
+            del self.results[name]
         if self.reference.policy is None:
             return
         name = self.reference.policy.name
@@ -79,32 +77,20 @@ class TrainingEvaluator:
         current = PolicySpec(name, self.cfg.logging.run_dir, f"{self.cfg.logging.run_dir}@{step}")
         ev.answers(name, answer_meta(self.cfg, current))
         ev.generate(name, self.answerer)
+        texts, reference, ref = ev.answer_texts(name), self.reference.texts(ev), self.reference.name
         if self.grm is not None:
-            ev.scores(name, score_meta(self.cfg))
-            ev.score(name, self.grm)
-        reference = (
-            self.reference.fixed
-            if self.reference.fixed is not None
-            else ev.answer_texts(self.reference.policy.name)
-        )
-        ref = self.reference.name
-        ev.judgments(name, ref, self.judgment_meta)
-        ev.judge(name, ref, reference, self.judge)
+            ev.score(ev.scores(name, score_meta(self.cfg)), texts, self.grm, f"GRM {name}")
+        cache = ev.judgments(name, ref, self.judgment_meta)
+        ev.judge(cache, ev.pairs(texts, reference), self.judge, f"judge {name}")
         metrics = ev.metrics(name, ref, reference)
         self.results[name] = {"step": step, **metrics}
         ev.write(self._header(), self.results)
         return {f"eval/{k}": float(metrics[k]) for k in LOGGED if metrics.get(k) is not None}
 
     def _header(self) -> dict[str, Any]:
-        return {
-            "name": "train",
-            "eval_set": self.cfg.eval.data_path,
-            "records": len(self.evaluation.records),
-            "reference": self.reference.description,
-            "judge": judge_description(self.cfg),
-            "lc_method": self.cfg.eval.lc_method,
-            "temperature": self.cfg.rollout.eval_temperature,
-        }
+        return results_header(
+            self.cfg, len(self.evaluation.records), self.reference.description, name="train"
+        )
 
     def _load_results(self) -> None:
         """A resumed run keeps the rows of the steps evaluated before the restart."""

@@ -262,20 +262,20 @@ def _evaluator(cfg: CPEConfig, system: System, paths: dict[str, str], prompter: 
     from cpe.eval.answers import PolicyAnswerer, eval_sampling
     from cpe.eval.evaluation import EvalSettings, Evaluation
     from cpe.eval.judges import JUDGE_BACKENDS
-    from cpe.eval.plan import judge_description, judgment_meta, resolve_reference
+    from cpe.eval.plan import judgment_meta, resolve_reference
     from cpe.eval.sets import load_eval_set
     from cpe.trainer.evaluator import TrainingEvaluator
 
-    e, r = cfg.eval, cfg.rollout
+    e = cfg.eval
     records = load_eval_set(e)
     settings = EvalSettings(e.lc_method, e.judge.both_orders, e.probe, cfg.logging.progress)
     evaluation = Evaluation(Path(cfg.logging.run_dir) / "eval" / "train", records, settings)
-    sampling = eval_sampling(r.eval_temperature, r.top_p, r.max_new_tokens, r.seed)
+    sampling = eval_sampling(cfg.rollout)
     answerer = PolicyAnswerer(system.rollout, prompter.tokenizer, prompter.prompts, sampling)
     tokenizer = AutoTokenizer.from_pretrained(paths["grm"]) if e.judge.backend == "vllm" else None
     judge = JUDGE_BACKENDS[e.judge.backend](e.judge, prompter.prompts, system.grm_pool, tokenizer)
     reference = resolve_reference(cfg, records)
-    meta = judgment_meta(cfg, judge_description(cfg), reference)
+    meta = judgment_meta(cfg, reference)
     grm = _grm(cfg, system, paths, prompter) if e.grm_scores else None
     return TrainingEvaluator(cfg, evaluation, answerer, judge, reference, meta, grm)
 

@@ -238,3 +238,22 @@ def test_equal_lengths_and_few_items_do_not_crash(method):
 def test_lc_rejects_bad_input(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         lc_win_rate(*args, **kwargs)
+
+
+def test_length_only_on_equal_lengths_is_the_raw_rate_with_a_sandwich_se():
+    # Equal lengths leave only the model term: q = mean p = 0.75, and the robust standard
+    # error of sigmoid(theta) is sqrt(sum (p - q)^2) / n = sqrt(0.75) / 4.
+    est = lc_win_rate([1, 1, 1, 0], [10] * 4, [10] * 4, method="length_only")
+    assert est.value == pytest.approx(75.0, abs=1e-3)
+    assert est.se == pytest.approx(100 * math.sqrt(0.75) / 4, rel=1e-3)
+
+
+def test_small_sets_get_a_length_only_estimate_near_the_raw_rate():
+    rng = np.random.default_rng(3)
+    n = 32
+    ref = rng.uniform(500, 1500, n)
+    pol = ref + rng.normal(0, 300, n)
+    wins = (rng.random(n) < sigmoid(1.0 + 0.0 * pol)).astype(float)  # quality only
+    raw = win_rate(wins).value
+    lc = lc_win_rate(wins, pol, ref, method="length_only")
+    assert raw > 60 and lc.value == pytest.approx(raw, abs=6) and lc.se > 3

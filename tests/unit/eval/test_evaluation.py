@@ -18,8 +18,8 @@ def _run(ev, policy, reference, judge):
     for name, answer in (("ref", reference), ("pol", policy)):
         ev.answers(name, META)
         ev.generate(name, answer)
-    ev.judgments("pol", "ref", {"judge": "fake"})
-    ev.judge("pol", "ref", ev.answer_texts("ref"), judge)
+    cache = ev.judgments("pol", "ref", {"judge": "fake"})
+    ev.judge(cache, ev.pairs(ev.answer_texts("pol"), ev.answer_texts("ref")), judge, "judge")
     return ev.metrics("pol", "ref", ev.answer_texts("ref"))
 
 
@@ -77,8 +77,8 @@ def test_grm_scores_are_cached_and_averaged_over_valid_outputs(tmp_path, records
     ev = _evaluation(tmp_path, records)
     m = _run(ev, FakeAnswers("POLICY"), FakeAnswers("REF"), FakeJudge("POLICY"))
     assert "grm_reward" not in m
-    ev.scores("pol", {"grm": "rule"})
-    ev.score("pol", GRMScorer(PythonBackend(rule), retries=0))
+    scores = ev.scores("pol", {"grm": "rule"})
+    ev.score(scores, ev.answer_texts("pol"), GRMScorer(PythonBackend(rule), retries=0), "GRM")
     m = ev.metrics("pol", "ref", ev.answer_texts("ref"))
     assert m["grm_invalid"] == 1.0
     assert (m["grm_helpfulness"], m["grm_personalization"], m["grm_naturalness"]) == (3, 1, 2)
@@ -87,6 +87,51 @@ def test_grm_scores_are_cached_and_averaged_over_valid_outputs(tmp_path, records
     n = len(asked)
     again = _evaluation(tmp_path, records)
     _run(again, FakeAnswers("POLICY"), FakeAnswers("REF"), FakeJudge("POLICY"))
-    again.scores("pol", {"grm": "rule"})
-    again.score("pol", GRMScorer(PythonBackend(rule), retries=0))
+    scores = again.scores("pol", {"grm": "rule"})
+    again.score(scores, again.answer_texts("pol"), GRMScorer(PythonBackend(rule), retries=0), "GRM")
     assert len(asked) == n  # all cached, the invalid one included
+
+
+def test_judgments_of_other_answers_are_made_again_and_transient_ones_are_not_kept(
+    tmp_path, records
+):
+    from cpe.eval.judges import Verdict
+
+    class Flaky(FakeJudge):
+        def judge(self, items):
+            out = super().judge(items)
+            return [Verdict(None, "transient", "HTTP 503")] + out[1:]
+
+    ev = _evaluation(tmp_path, records)
+    first = _run(ev, FakeAnswers("POLICY"), FakeAnswers("REF"), Flaky("POLICY"))
+    assert first["invalid_orders"] == 1 and first["judged"] == 3  # r0 kept its other order
+    rows = (tmp_path / "judgments" / "pol-vs-ref.jsonl").read_text().splitlines()
+    assert len(rows) == 5  # the transient verdict was not cached
+
+    judge = FakeJudge("POLICY")
+    again = _evaluation(tmp_path, records)
+    _run(again, FakeAnswers("POLICY"), FakeAnswers("REF"), judge)
+    assert judge.calls == 1  # only the transient one is asked again
+
+    # Answers regenerated elsewhere (the answers file replaced): every pair is judged anew.
+    (tmp_path / "answers" / "pol.jsonl").unlink()
+    (tmp_path / "answers" / "pol.meta.json").unlink()
+    judge = FakeJudge("NEW")
+    third = _evaluation(tmp_path, records)
+    m = _run(third, FakeAnswers("NEW"), FakeAnswers("REF"), judge)
+    assert judge.calls == 6 and m["win_rate"] == pytest.approx(80.0)
+
+
+def test_forget_deletes_every_cache_of_a_name(tmp_path, records):
+    ev = _evaluation(tmp_path, records)
+    _run(ev, FakeAnswers("POLICY"), FakeAnswers("REF"), FakeJudge("POLICY"))
+    ev.answers("pol2", META)
+    ev.generate("pol2", FakeAnswers("X"))
+    ev.forget("pol")
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json*"))
+    assert left == [
+        "answers/pol2.jsonl",
+        "answers/pol2.meta.json",
+        "answers/ref.jsonl",
+        "answers/ref.meta.json",
+    ]

@@ -28,6 +28,8 @@ def test_letter_of(text, letter):
 def test_p_first_from_logprobs_sums_variants_and_normalises():
     alts = [("A", math.log(0.6)), (" A", math.log(0.1)), ("B", math.log(0.3)), ("C", 0.0)]
     assert p_first_from_logprobs(alts) == pytest.approx(0.7)
+    # lower-case "a" is the article, not a verdict
+    assert p_first_from_logprobs([("a", 0.0), ("B", math.log(0.5))]) == 0.0
     assert p_first_from_logprobs([("x", -1.0)]) is None
 
 
@@ -87,10 +89,10 @@ def test_vllm_judge_cuts_the_longer_answer_not_the_question(records, tokenizer):
     assert len(ids) <= 1000
     assert "short answer" in text and records[0].question in text
     assert TRUNCATION_MARKER.strip() in text
-    with pytest.raises(ValueError, match="max_prompt_tokens=500"):
-        VLLMJudge(FakeEngine(tokenizer), tokenizer, max_prompt_tokens=500).prompt_ids(
-            records[0], "a", "b"
-        )
+    small = VLLMJudge(FakeEngine(tokenizer), tokenizer, max_prompt_tokens=500)
+    assert small.prompt_ids(records[0], "a", "b") is None
+    (verdict,) = small.judge([(records[0], "a", "b")])
+    assert verdict.p_first is None and "max_prompt_tokens=500" in verdict.raw
 
 
 def _logprob_body(letter_probs: dict[str, float], text: str) -> str:
@@ -160,5 +162,5 @@ def test_openai_judge_marks_invalid_after_retries_and_on_transport_errors(record
     finally:
         server.stop()
     assert v[0].p_first is None and v[0].source == "invalid" and v[0].attempts == 2
-    assert v[1].p_first is None and "HTTP 500" in v[1].raw
+    assert v[1].p_first is None and v[1].source == "transient" and "HTTP 500" in v[1].raw
     assert server.count == 3  # the unparseable one asked twice, the failing one once

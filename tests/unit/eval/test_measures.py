@@ -14,7 +14,8 @@ PERSONA = {
 def test_a_long_persona_value_quoted_verbatim_counts_short_ones_do_not():
     assert mentions_persona_field("As a Night-shift nurse at a city hospital, try...", PERSONA)
     assert not mentions_persona_field("At 34 you can sleep in the day.", PERSONA)
-    assert mentions_persona_field("You like short practical answers, so: nap.", PERSONA)
+    # a style preference followed is not a recited profile
+    assert not mentions_persona_field("Here are short practical answers: nap.", PERSONA)
 
 
 def test_addressed_by_first_name_as_a_whole_word():

@@ -7,7 +7,7 @@ from benchmark_files import write_persona_feedback, write_persona_mem
 from cpe.compose import load_config
 from cpe.data.records import Record
 from cpe.eval.choice import ChoiceAnswerer, ChoiceTask, contexts_path
-from cpe.eval.preference import PreferenceTask, accuracy_by_group
+from cpe.eval.preference import JudgePreferenceTask, accuracy_by_group
 from cpe.prompts import DEFAULT
 from cpe.types import Generation, SamplingSpec
 
@@ -36,11 +36,11 @@ def test_accuracy_by_group_counts_ties_as_half_and_leaves_invalid_out():
 def test_preference_plan_reads_the_published_layout(tmp_path):
     root = write_persona_feedback(tmp_path / "pf")
     cfg = _cfg(tmp_path, f"eval.data_path={root}", "eval.task=preference_judge")
-    plan = PreferenceTask("judge").plan(cfg, progress=False)
+    plan = JudgePreferenceTask().plan(cfg, progress=False)
     assert sorted(plan.answers["chosen"]) == sorted(r.id for r in plan.evaluation.records)
     assert set(plan.answers["rejected"].values()) == {"bad one", "bad two"}
     with pytest.raises(ValueError, match="needs chosen and rejected answers; 64 records"):
-        PreferenceTask("judge").plan(_cfg(tmp_path / "b", "eval.task=preference_judge"), False)
+        JudgePreferenceTask().plan(_cfg(tmp_path / "b", "eval.task=preference_judge"), False)
 
 
 def test_choice_plan_finds_contexts_and_the_answerer_reads_letters(tmp_path, tokenizer):

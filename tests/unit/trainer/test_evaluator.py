@@ -31,7 +31,7 @@ def _evaluator(tmp_path, answers):
     folder = tmp_path / "eval" / "train"
     ev = Evaluation(folder, RECORDS, EvalSettings("length_only", True, False, progress=False))
     reference = resolve_reference(cfg, RECORDS)
-    meta = judgment_meta(cfg, "fake", reference)
+    meta = judgment_meta(cfg, reference)
     return TrainingEvaluator(cfg, ev, answers, FakeJudge("TRAINED"), reference, meta)
 
 
@@ -48,11 +48,16 @@ def test_initial_answers_first_then_eval_rows_kept_across_a_resume(tmp_path):
     assert {"eval/lc_win_rate", "eval/length_tokens", "eval/persona_mention_share"} <= set(row)
     assert evaluator.due(2) and evaluator.due(4) and not evaluator.due(3)
 
+    evaluator.run(4)
     resumed = _evaluator(tmp_path, FakeAnswers("TRAINED"))
-    resumed.prepare(3)  # initial answers complete: nothing generated
+    resumed.prepare(3)  # resumed from checkpoint 3: step 4's evaluation is stale
+    folder = tmp_path / "eval" / "train"
+    assert not (folder / "answers" / "step_4.jsonl").exists()
+    assert not list((folder / "judgments").glob("step_4-*"))
     resumed.run(4)
-    saved = json.loads((tmp_path / "eval" / "train" / "results.json").read_text())
-    assert list(saved["policies"]) == ["step_2", "step_4"]
+    resumed.run(6)
+    saved = json.loads((folder / "results.json").read_text())
+    assert list(saved["policies"]) == ["step_2", "step_4", "step_6"]
 
 
 def test_a_resume_without_the_initial_answers_stops_with_a_clear_error(tmp_path):
