@@ -45,6 +45,14 @@ class Verdict:
     attempts: int = 1
 
 
+class JudgeEngine(Generator, Protocol):
+    """The engine pool as the vLLM judge uses it."""
+
+    def token_logprobs(
+        self, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]]
+    ) -> list[list[float]]: ...
+
+
 class PairwiseJudge(Protocol):
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]: ...
 
@@ -71,12 +79,14 @@ def p_first_from_logprobs(alternatives: Sequence[tuple[str, float]]) -> float | 
 
 
 class VLLMJudge:
-    """The judge on vLLM engines: one greedy token per judgment with its top alternatives
-    (re-asking greedily would give the same, so a missing letter is final)."""
+    """The judge on vLLM engines: one greedy token per judgment, read from its top
+    alternatives; when neither letter is among them (a judge that would rather say
+    something else), both letters are scored directly with one prompt-log-prob pass, so
+    every judgment that fits gets a verdict."""
 
     def __init__(
         self,
-        engine: Generator,
+        engine: JudgeEngine,
         tokenizer: Any,
         prompts: PromptSet = DEFAULT,
         max_prompt_tokens: int = 4096,
@@ -85,29 +95,44 @@ class VLLMJudge:
         self.tokenizer = tokenizer
         self.prompts = prompts
         self.max_prompt_tokens = max_prompt_tokens
+        # Each letter as the first token of the answer, for the direct scoring pass.
+        self.choice_ids = [tokenizer.encode(c, add_special_tokens=False)[0] for c in CHOICES]
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         prompts = [self.prompt_ids(*item) for item in items]
         fitting = [i for i, ids in enumerate(prompts) if ids is not None]
         outputs = self.engine.generate([prompts[i] for i in fitting], JUDGE_SPEC) if fitting else []
-        verdicts = [
-            Verdict(
-                None,
-                "invalid",
-                f"prompt over eval.judge.max_prompt_tokens={self.max_prompt_tokens}",
-            )
-        ] * len(items)
+        unfit = f"prompt over eval.judge.max_prompt_tokens={self.max_prompt_tokens}"
+        verdicts: list[Verdict] = [Verdict(None, "invalid", unfit)] * len(items)
         for i, out in zip(fitting, outputs, strict=True):
-            verdicts[i] = self._verdict(out[0])
+            verdicts[i] = self._from_alternatives(out[0])
+        unread = [i for i in fitting if verdicts[i].p_first is None]
+        for i, verdict in zip(unread, self._scored([prompts[i] for i in unread]), strict=True):
+            verdicts[i] = verdict
         return verdicts
 
-    def _verdict(self, generation: Generation) -> Verdict:
+    def _from_alternatives(self, generation: Generation) -> Verdict:
         first = generation.top_logprobs[0] if generation.top_logprobs else {}
         alternatives = [(self.tokenizer.decode([tok]), lp) for tok, lp in first.items()]
         p_first = p_first_from_logprobs(alternatives)
         if p_first is None:
             return Verdict(None, "invalid", f"neither A nor B in the top {TOP_LOGPROBS}")
         return Verdict(p_first, "logprobs", f"P(A|A or B)={p_first:.4g}")
+
+    def _scored(self, prompts: list[list[int]]) -> list[Verdict]:
+        if not prompts:
+            return []
+        a, b = ([[token]] * len(prompts) for token in self.choice_ids)
+        logprobs = self.engine.token_logprobs(prompts + prompts, a + b)
+        n = len(prompts)
+        return [
+            Verdict(
+                p_first_from_logprobs([("A", logprobs[i][0]), ("B", logprobs[n + i][0])]),
+                "logprobs",
+                "scored: neither letter among the top alternatives",
+            )
+            for i in range(n)
+        ]
 
     def prompt_ids(self, record: Record, answer_a: str, answer_b: str) -> list[int] | None:
         """The judge prompt; when too long, the longer answer is cut first (never the
@@ -145,11 +170,11 @@ def _water_level(len_a: int, len_b: int, budget: int) -> int:
     return budget - short if budget - short < long_ else long_
 
 
-def _vllm(cfg: JudgeConfig, prompts: PromptSet, engine: Generator | None, tokenizer: Any):
+def _vllm(cfg: JudgeConfig, prompts: PromptSet, engine: JudgeEngine | None, tokenizer: Any):
     return VLLMJudge(engine, tokenizer, prompts, cfg.max_prompt_tokens)
 
 
-def _openai(cfg: JudgeConfig, prompts: PromptSet, engine: Generator | None, tokenizer: Any):
+def _openai(cfg: JudgeConfig, prompts: PromptSet, engine: JudgeEngine | None, tokenizer: Any):
     # Imported here: the openai client loads only when this backend is used.
     from cpe.eval.openai_judge import OpenAIJudge
 

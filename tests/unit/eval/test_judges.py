@@ -63,6 +63,11 @@ class FakeEngine:
             out.append([Generation(ids, [good], "A", top_logprobs=[top])])
         return out
 
+    def token_logprobs(self, prompt_ids, response_ids):
+        self.scored = len(prompt_ids)
+        a = self.tokenizer.encode("A", add_special_tokens=False)[0]
+        return [[math.log(0.02 if token == a else 0.06)] for (token,) in response_ids]
+
 
 def test_vllm_judge_reads_the_letter_probabilities(records, tokenizer):
     engine = FakeEngine(tokenizer)
@@ -75,8 +80,9 @@ def test_vllm_judge_reads_the_letter_probabilities(records, tokenizer):
     verdicts = judge.judge(items)
     assert verdicts[0].p_first == pytest.approx(0.8 / 0.9)
     assert verdicts[1].p_first == pytest.approx(0.1 / 0.9)
-    assert [v.source for v in verdicts] == ["logprobs", "logprobs", "invalid"]
-    assert verdicts[2].p_first is None
+    assert [v.source for v in verdicts] == ["logprobs"] * 3
+    # no letter among the alternatives: both scored directly, 0.02 / (0.02 + 0.06)
+    assert verdicts[2].p_first == pytest.approx(0.25) and engine.scored == 2
     (spec,) = engine.specs  # one greedy token per item, with alternatives
     assert (spec.temperature, spec.max_tokens, spec.top_logprobs) == (0.0, 1, 20)
 
