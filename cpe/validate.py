@@ -379,6 +379,23 @@ def _eval(cfg: CPEConfig, c: _Checker) -> None:
             f"{e.judge.max_prompt_tokens} exceeds what the GRM engines hold ({room}: "
             "grm.max_prompt_tokens + grm.max_new_tokens - 8)",
         )
+    if e.task != "pairwise":
+        # Keys only the pairwise task reads: a set one would be silently ignored.
+        for key, value, default in (
+            ("probe", e.probe, False),
+            ("grm_scores", e.grm_scores, False),
+            ("reference", e.reference, "initial"),
+        ):
+            c.require(
+                value == default, f"eval.{key}", f"applies to eval.task=pairwise only, not {e.task}"
+            )
+    if cfg.trainer.eval_every and e.judge.backend == "vllm":
+        c.require(
+            e.judge.dtype == cfg.model.grm.dtype,
+            "eval.judge.dtype",
+            f"{e.judge.dtype!r}: with trainer.eval_every the judge runs on the GRM engines "
+            f"({cfg.model.grm.dtype!r})",
+        )
     if cfg.trainer.eval_every:
         c.require(e.task == "pairwise", "eval.task", f"{e.task!r}: during training only pairwise")
         c.require(

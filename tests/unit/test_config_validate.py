@@ -155,3 +155,37 @@ def test_only_a_vllm_grm_needs_a_grm_model():
     # No GRM folder is checked, resolved or loaded for a python (or openai) GRM.
     assert list(model_roles(load_config(overrides))) == ["policy", "value"]
     assert list(model_roles(load_config(["experiment=tiny_cpu"]))) == ["policy", "grm", "value"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ["eval.task=multiple_choice", "eval.probe=true"],
+            "eval.probe: applies to eval.task=pairwise only",
+        ),
+        (
+            ["eval.task=preference_grm", "eval.reference=dataset"],
+            "eval.reference: applies to eval.task=pairwise only",
+        ),
+        (
+            ["trainer.eval_every=2", "eval.judge.dtype=bfloat16"],
+            "eval.judge.dtype: 'bfloat16': with trainer.eval_every",
+        ),
+        (
+            ["trainer.eval_every=2", "eval.task=preference_judge"],
+            "eval.task: 'preference_judge': during training only pairwise",
+        ),
+        (
+            ["eval.lc_method=glm"],
+            "eval.lc_method: 'glm' is not one of ['alpaca_eval', 'length_only']",
+        ),
+        (["eval.task=foo"], "eval.task: 'foo' is not one of"),
+    ],
+)
+def test_eval_settings_that_would_be_ignored_or_cannot_run_stop_start_up(overrides, expected):
+    from cpe.compose import load_config, one_line_error
+
+    with pytest.raises(Exception) as info:
+        load_config(["experiment=tiny_cpu", *overrides])
+    assert expected in one_line_error(info.value)
