@@ -301,6 +301,14 @@ def _pools(cfg: CPEConfig, c: _Checker) -> None:
         if key in needed:
             why = f" ({needed[key]})" if needed[key] else ""
             c.require(value > 0, key, f"{value} must be > 0{why}")
+        elif name == "value" and value:
+            adv = cfg.algorithm.advantage
+            c.require(
+                False,
+                key,
+                f"{value}, but algorithm.advantage={adv} reads no learned values, so no value "
+                "model runs: set it to 0",
+            )
         else:
             c.non_negative(value, key)
         c.positive(getattr(spec, per), f"cluster.pools.{name}.{per}")
@@ -308,11 +316,10 @@ def _pools(cfg: CPEConfig, c: _Checker) -> None:
 
 def _needed_pools(cfg: CPEConfig) -> dict[str, str]:
     """Pool size key -> why this config needs it (appended to the message)."""
-    needed = {
-        "cluster.pools.rollout.engines": "",
-        "cluster.pools.policy.ranks": "",
-        "cluster.pools.value.ranks": "",
-    }
+    needed = {"cluster.pools.rollout.engines": "", "cluster.pools.policy.ranks": ""}
+    if "value" in model_roles(cfg):
+        adv = cfg.algorithm.advantage
+        needed["cluster.pools.value.ranks"] = f"algorithm.advantage={adv} reads learned values"
     if cfg.grm.backend == "vllm":
         needed["cluster.pools.grm.engines"] = "grm.backend=vllm runs the GRM on them"
     if cfg.algorithm.kl.coef > 0:

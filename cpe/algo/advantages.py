@@ -124,7 +124,18 @@ def grpo_estimator(x: AdvantageInputs) -> tuple[torch.Tensor, torch.Tensor]:
     return adv, adv + x.values * x.mask
 
 
-ADVANTAGE_ESTIMATORS: dict[str, Estimator] = {"gae": gae_estimator, "grpo": grpo_estimator}
+@dataclass(frozen=True)
+class AdvantageEstimator:
+    estimate: Estimator
+    # False: the estimator reads no learned values, so no value model is placed, built,
+    # trained or checkpointed (its values arrive as zeros).
+    needs_values: bool
+
+
+ADVANTAGE_ESTIMATORS: dict[str, AdvantageEstimator] = {
+    "gae": AdvantageEstimator(gae_estimator, needs_values=True),
+    "grpo": AdvantageEstimator(grpo_estimator, needs_values=False),
+}
 
 
 def estimate_advantages(

@@ -65,12 +65,18 @@ class RayLearnerGroup:
         own prompts: every pool works at once instead of one after the other."""
         logprobs = _logprobs(temperature)
         old_logp = self._submit(self.policy, logprobs, batch)
-        values = self._submit(self.value, lambda actor, ref: actor.values.remote(ref), batch)
+        values = (
+            self._submit(self.value, lambda actor, ref: actor.values.remote(ref), batch)
+            if self.value
+            else None
+        )
         ref = self._submit(self.reference, logprobs, batch) if self.reference else None
         mu = self._submit(self.policy, logprobs, edits) if edits else None
+        old_logp = self._collect(old_logp)
         return ForwardPasses(
-            old_logp=self._collect(old_logp),
-            old_values=self._collect(values),
+            old_logp=old_logp,
+            # No value ranks (an estimator that reads no values): zeros in their place.
+            old_values=self._collect(values) if values else torch.zeros_like(old_logp),
             ref_logp=self._collect(ref) if ref else None,
             edit_logp=self._collect(mu) if mu else None,
         )
@@ -93,7 +99,8 @@ class RayLearnerGroup:
             a.train_step.remote(ref, num_mini_batches=self.num_mini_batches) for a in self.value
         ]
         out = {f"policy/{k}": v for k, v in self.wait_all(policy)[0].items()}
-        out.update({f"value/{k}": v for k, v in self.wait_all(value)[0].items()})
+        if value:
+            out.update({f"value/{k}": v for k, v in self.wait_all(value)[0].items()})
         return out
 
     def save(self, folder: Path) -> None:

@@ -45,12 +45,17 @@ def resolve_model_path(
 
 
 def model_roles(cfg: CPEConfig) -> dict[str, ModelSpec | ReferenceSpec]:
-    """The models this config runs, by role: the policy and value always, the GRM when
-    vLLM serves it (other backends bring their own), a reference when one is set."""
+    """The models this config runs, by role: the policy always, the GRM when vLLM serves
+    it (other backends bring their own), the value model when the advantage estimator
+    reads values, a reference when one is set."""
+    from cpe.algo import ADVANTAGE_ESTIMATORS
+
     roles = {"policy": cfg.model.policy}
     if cfg.grm.backend == "vllm":
         roles["grm"] = cfg.model.grm
-    roles["value"] = cfg.model.value
+    estimator = ADVANTAGE_ESTIMATORS.get(cfg.algorithm.advantage)
+    if estimator is None or estimator.needs_values:
+        roles["value"] = cfg.model.value
     if cfg.model.reference.path is not None:
         roles["reference"] = cfg.model.reference
     return roles

@@ -22,6 +22,6 @@ def with_advantages(batch: TensorBatch, cfg: AlgorithmConfig) -> TensorBatch:
         gamma=cfg.gamma,
         lam=cfg.lam,
     )
-    estimator = ADVANTAGE_ESTIMATORS[cfg.advantage]
+    estimator = ADVANTAGE_ESTIMATORS[cfg.advantage].estimate
     advantages, returns = estimate_advantages(estimator, inputs, cfg.whiten_advantages)
     return replace(batch, advantages=advantages, returns=returns)

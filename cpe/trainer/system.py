@@ -94,8 +94,10 @@ def _learner_group(
     mini = cfg.trainer.rollout_batch_prompts // cfg.learner.mini_batch_prompts
     optimizer_steps = steps * mini * cfg.learner.ppo_epochs
 
-    def ranks(pool: str, cls, path: str, dtype: str) -> list:
+    def ranks(pool: str, cls, path: str | None, dtype: str) -> list:
         world = placement.slots(pool)
+        if world == 0:
+            return []
         master = rank0_address(placement, pool)
         actor = ray.remote(cls)
         return [
@@ -116,7 +118,8 @@ def _learner_group(
 
     model = cfg.model
     policy = ranks("policy", PolicyWorker, paths["policy"], model.policy.dtype)
-    value = ranks("value", ValueWorker, paths["value"], model.value.dtype)
+    # No value ranks when the advantage estimator reads no values (model_roles has no "value").
+    value = ranks("value", ValueWorker, paths.get("value"), model.value.dtype)
     reference = []
     if "reference" in paths and placement.slots("reference"):
         # A PolicyWorker that is never trained: same log-prob computation as the policy.
@@ -201,7 +204,8 @@ def _grm(cfg: CPEConfig, system: System, paths: dict[str, str], prompter: Prompt
 
 def _maker(cfg: CPEConfig, system: System, paths: dict[str, str], prompter: Prompter, timer):
     grm = _grm(cfg, system, paths, prompter)
-    divisor = math.lcm(system.placement.slots("policy"), system.placement.slots("value"))
+    # Rows split evenly over every rank pool that trains (ZeRO's equal shards).
+    divisor = math.lcm(*(n for n in (system.placement.slots(p) for p in ("policy", "value")) if n))
     settings = MakerSettings.from_config(cfg, divisor)
     return MAKERS[cfg.algorithm.mode](system.rollout, grm, prompter, settings, timer)
 

@@ -54,7 +54,10 @@ def test_bad_values_get_the_exact_line(override, expected):
     [
         ("cluster.pools.rollout.engines=0", "cluster.pools.rollout.engines: 0 must be > 0"),
         ("cluster.pools.policy.ranks=0", "cluster.pools.policy.ranks: 0 must be > 0"),
-        ("cluster.pools.value.ranks=0", "cluster.pools.value.ranks: 0 must be > 0"),
+        (
+            "cluster.pools.value.ranks=0",
+            "cluster.pools.value.ranks: 0 must be > 0 (algorithm.advantage=gae reads learned values)",
+        ),
         (
             "cluster.pools.grm.engines=0",
             "cluster.pools.grm.engines: 0 must be > 0 (grm.backend=vllm runs the GRM on them)",
@@ -189,3 +192,20 @@ def test_eval_settings_that_would_be_ignored_or_cannot_run_stop_start_up(overrid
     with pytest.raises(Exception) as info:
         load_config(["experiment=tiny_cpu", *overrides])
     assert expected in one_line_error(info.value)
+
+
+def test_grpo_places_no_value_model_and_says_so_for_a_value_pool():
+    from cpe.models.paths import model_roles
+
+    with pytest.raises(Exception) as info:
+        load_config(["experiment=tiny_cpu", "algorithm.advantage=grpo"])
+    assert one_line_error(info.value) == (
+        "cluster.pools.value.ranks: 1, but algorithm.advantage=grpo reads no learned values, "
+        "so no value model runs: set it to 0"
+    )
+    cfg = load_config(
+        ["experiment=tiny_cpu", "algorithm.advantage=grpo", "cluster.pools.value.ranks=0"]
+    )
+    assert "value" not in model_roles(cfg)
+    with pytest.raises(Exception, match=r"cluster.pools.value.ranks: 0 must be > 0"):
+        load_config(["experiment=tiny_cpu", "cluster.pools.value.ranks=0"])

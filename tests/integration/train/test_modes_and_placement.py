@@ -1,5 +1,6 @@
-"""The PPO baseline runs through the same driver, and a cluster too small for the pools
-fails at start-up, before any engine or learner starts, saying what is missing."""
+"""The PPO baseline runs through the same driver, GRPO without a value model, and a
+cluster too small for the pools fails at start-up, before any engine or learner starts,
+saying what is missing."""
 
 from __future__ import annotations
 
@@ -30,6 +31,27 @@ def test_ppo_mode_trains_without_critiques_or_edits(
         assert "time/critique" not in row and "time/edit" not in row
         assert row["policy/grad_norm"] > 0
     assert (tmp_path / "checkpoints" / "step_000002" / "policy_hf" / "config.json").exists()
+
+
+def test_grpo_runs_without_a_value_model(ray_session, tiny_config, train_in_process, tmp_path):
+    # No value rank is placed, built, trained or checkpointed; a resume knows it too.
+    overrides = (
+        "algorithm=ppo",
+        "algorithm.advantage=grpo",
+        "cluster.pools.value.ranks=0",
+        "grm=python",
+        "grm.python_function=cpe.reward.rules:letter_reward",
+        "cluster.pools.grm.engines=0",
+        "trainer.save_every=1",
+    )
+    train_in_process(tiny_config(tmp_path, *overrides, "trainer.total_steps=1"), 1)
+    checkpoint = tmp_path / "checkpoints" / "step_000001"
+    assert (checkpoint / "policy_state").is_dir() and not (checkpoint / "value_state").exists()
+    train_in_process(tiny_config(tmp_path, *overrides, "trainer.total_steps=2"), 2)
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2]
+    assert not any(k.startswith("value/") for r in rows for k in r)
+    assert rows[1]["policy/grad_norm"] > 0
 
 
 def test_cluster_too_small_fails_naming_the_shortfall(ray_session, tiny_config, tmp_path):

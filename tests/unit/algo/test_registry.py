@@ -45,8 +45,11 @@ def test_registry_keys():
 
 def test_get_returns_the_registered_function():
     # The estimators and losses production calls, one signature per registry.
-    assert get("advantage_estimators", "gae") is gae_estimator
-    assert get("advantage_estimators", "grpo") is grpo_estimator
+    assert get("advantage_estimators", "gae").estimate is gae_estimator
+    assert get("advantage_estimators", "grpo").estimate is grpo_estimator
+    # GRPO reads no learned values: no value model is placed for it
+    assert get("advantage_estimators", "gae").needs_values
+    assert not get("advantage_estimators", "grpo").needs_values
     assert get("policy_losses", "ppo") is ppo_policy_loss
     assert get("policy_losses", "hybrid") is hybrid_policy_loss
     assert get("kl_estimators", "k3") is KL_ESTIMATORS["k3"]

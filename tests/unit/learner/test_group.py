@@ -246,3 +246,16 @@ def test_save_load_and_export_reach_every_rank(tmp_path):
     assert g.export_ref(16) == "buckets-of-rank-0"  # rank 0's buckets, not fetched
     assert log == [("policy", 0, "export_buckets", 16), ("policy", 1, "export_buckets", 16)]
     assert store.waits == [["buckets-of-rank-1"]]  # the other ranks are waited for
+
+
+def test_without_value_ranks_values_are_zeros_and_nothing_is_trained_or_saved_for_them(tmp_path):
+    # An advantage estimator that reads no values (GRPO): no value ranks are placed.
+    g, store, log = group(policy=2, value=0)
+    batch = batch_of(3)
+    out = g.forward_passes(batch, None, temperature=1.0)
+    assert torch.equal(out.old_values, torch.zeros_like(out.old_logp))
+    metrics = g.train(batch, step=1)
+    assert set(metrics) == {"policy/loss", "policy/clip_frac"}
+    g.save(tmp_path)
+    g.load(tmp_path)
+    assert {entry[0] for entry in log} == {"policy"}
