@@ -149,7 +149,9 @@ class TensorBatch:
 class ForwardPasses:
     """What the learners compute on a step's batch before the update."""
 
-    old_logp: torch.Tensor  # [b, L] pi_old on the batch (original prompts)
+    # [b, L] pi_old on the batch (original prompts); None when the update takes pi_old
+    # from its own forward (one optimizer step per batch: see cpe.trainer.driver)
+    old_logp: torch.Tensor | None
     old_values: torch.Tensor  # [b, L] V
     ref_logp: torch.Tensor | None = None  # [b, L] reference policy, when one is configured
     edit_logp: torch.Tensor | None = None  # [e, L'] the edits under their edit prompts (mu)

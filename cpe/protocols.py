@@ -66,7 +66,11 @@ class LearnerGroup(Protocol):
     """Policy, value and reference ranks behind one object."""
 
     def forward_passes(
-        self, batch: TensorBatch, edits: TensorBatch | None, temperature: float
+        self,
+        batch: TensorBatch,
+        edits: TensorBatch | None,
+        temperature: float,
+        with_old_logp: bool = True,
     ) -> ForwardPasses: ...
 
     def logprobs(self, batch: TensorBatch, temperature: float) -> torch.Tensor: ...

@@ -59,12 +59,17 @@ class RayLearnerGroup:
         return self._collect(self._submit(self.policy, _logprobs(temperature), batch))
 
     def forward_passes(
-        self, batch: TensorBatch, edits: TensorBatch | None, temperature: float
+        self,
+        batch: TensorBatch,
+        edits: TensorBatch | None,
+        temperature: float,
+        with_old_logp: bool = True,
     ) -> ForwardPasses:
-        """pi_old and V on the batch, reference log-probs if any, and mu on the edits'
-        own prompts: every pool works at once instead of one after the other."""
+        """pi_old (unless ``with_old_logp`` is False) and V on the batch, reference
+        log-probs if any, and mu on the edits' own prompts: every pool works at once
+        instead of one after the other."""
         logprobs = _logprobs(temperature)
-        old_logp = self._submit(self.policy, logprobs, batch)
+        old_logp = self._submit(self.policy, logprobs, batch) if with_old_logp else None
         values = (
             self._submit(self.value, lambda actor, ref: actor.values.remote(ref), batch)
             if self.value
@@ -72,11 +77,10 @@ class RayLearnerGroup:
         )
         ref = self._submit(self.reference, logprobs, batch) if self.reference else None
         mu = self._submit(self.policy, logprobs, edits) if edits else None
-        old_logp = self._collect(old_logp)
         return ForwardPasses(
-            old_logp=old_logp,
+            old_logp=self._collect(old_logp) if old_logp else None,
             # No value ranks (an estimator that reads no values): zeros in their place.
-            old_values=self._collect(values) if values else torch.zeros_like(old_logp),
+            old_values=self._collect(values) if values else torch.zeros(batch.response_mask.shape),
             ref_logp=self._collect(ref) if ref else None,
             edit_logp=self._collect(mu) if mu else None,
         )

@@ -62,11 +62,18 @@ class PolicyWorker(DeepSpeedWorker):
         """``ppo_epochs`` × ``num_mini_batches`` optimizer steps on this rank's shard.
 
         ``batch`` is the whole batch (every rank gets the same one and takes its shard);
-        needs ``old_logp`` and ``advantages``, plus ``behaviour_logp`` when it has edits
-        and ``ref_logp`` when the KL term is a loss. Returns token-weighted means over
-        all ranks (identical on every rank).
+        needs ``advantages``, plus ``behaviour_logp`` when it has edits and ``ref_logp``
+        when the KL term is a loss. Without ``old_logp``, pi_old is the policy as this
+        update starts, taken detached from its own forward: exact only when the batch makes
+        one optimizer step (one mini-batch, one epoch), so anything else is refused.
+        Returns token-weighted means over all ranks (identical on every rank).
         """
-        batch.require("old_logp", "advantages")
+        batch.require("advantages")
+        if batch.old_logp is None and (num_mini_batches != 1 or self.cfg.ppo_epochs != 1):
+            raise ValueError(
+                "old_logp may be left out only when the batch makes one optimizer step "
+                f"(got {num_mini_batches} mini-batches x {self.cfg.ppo_epochs} epochs)"
+            )
         if bool(batch.is_edit.any()) and batch.behaviour_logp is None:
             raise ValueError("edited rows need behaviour_logp (log μ under the edit prompt)")
         kl = self.algo.kl
@@ -84,9 +91,10 @@ class PolicyWorker(DeepSpeedWorker):
             batch.behaviour_logp if batch.behaviour_logp is not None else torch.zeros_like(logp)
         )
         policy_loss = POLICY_LOSSES[self.algo.policy_loss]
+        old_logp = batch.old_logp if batch.old_logp is not None else logp.detach()
         loss, metrics = policy_loss(
             logp,
-            batch.old_logp,
+            old_logp,
             behaviour,
             batch.advantages,
             mask,

@@ -3,7 +3,9 @@
 records   <- next B prompts from the data cursor
 exp       <- maker.make(records)           rollout -> [critique -> edit] -> score -> [select]
 batch     <- all originals + selected edits, each under its ORIGINAL prompt
-old_logp, mu, V <- learners                (mu recomputed on the edit prompt: see docs)
+old_logp, mu, V <- learners                (mu recomputed on the edit prompt: see docs;
+                                            pi_old from the update's own forward when
+                                            the batch makes one optimizer step)
 A, G      <- GAE, whitened over valid tokens
 learners.train(batch)                      hybrid PPO + value update
 sync weights to every rollout engine, check engine vs learner log-probs
@@ -38,6 +40,15 @@ from cpe.trainer.experience import (
 from cpe.trainer.metrics import MetricsLogger
 from cpe.trainer.step_metrics import experience_metrics, sample_rows
 from cpe.trainer.timing import PhaseTimer
+
+
+def needs_old_logp(cfg: CPEConfig) -> bool:
+    """Whether pi_old needs its own forward pass before the update. Not when the batch
+    makes exactly one optimizer step (one mini-batch, one epoch) and no reference model
+    reads it for a KL: pi_old is then the policy as the update starts, and the update
+    takes it detached from its own forward (as TRL does), saving one pass over the batch."""
+    one_step = cfg.trainer.rollout_batch_prompts == cfg.learner.mini_batch_prompts
+    return not (one_step and cfg.learner.ppo_epochs == 1 and cfg.model.reference.path is None)
 
 
 class StepResult(NamedTuple):
@@ -112,10 +123,15 @@ class Driver:
             edit_prompt_tensors([samples[i] for i in edit_rows], self.pad_id) if edit_rows else None
         )
         with self.timer("logprob"):
-            out = self.learners.forward_passes(batch, edits, self.cfg.rollout.temperature)
-        behaviour = out.old_logp.clone()
+            out = self.learners.forward_passes(
+                batch, edits, self.cfg.rollout.temperature, with_old_logp=needs_old_logp(self.cfg)
+            )
+        shape = tuple(batch.response_mask.shape)
+        # On original rows the behaviour policy is pi_old (the hybrid loss reads it there
+        # through old_logp); edits get mu.
+        behaviour = out.old_logp.clone() if out.old_logp is not None else torch.zeros(shape)
         if edit_rows:
-            mu = behaviour_logp_for(samples, out.edit_logp, edit_rows, tuple(out.old_logp.shape))
+            mu = behaviour_logp_for(samples, out.edit_logp, edit_rows, shape)
             behaviour[edit_rows] = mu[edit_rows]
         kl = None
         if out.ref_logp is not None:

@@ -128,13 +128,19 @@ class FakeLearners:
         default_factory=list
     )
     logprob_inputs: list[tuple[TensorBatch, float]] = field(default_factory=list)
+    old_logp_asked: list[bool] = field(default_factory=list)  # with_old_logp of each call
     train_inputs: list[tuple[TensorBatch, int]] = field(default_factory=list)
 
     def forward_passes(
-        self, batch: TensorBatch, edits: TensorBatch | None, temperature: float
+        self,
+        batch: TensorBatch,
+        edits: TensorBatch | None,
+        temperature: float,
+        with_old_logp: bool = True,
     ) -> ForwardPasses:
         self.log.append(("forward_passes", len(batch), None if edits is None else len(edits)))
         self.forward_inputs.append((batch, edits, temperature))
+        self.old_logp_asked.append(with_old_logp)
         shape = tuple(batch.input_ids.shape)
         edit_logp = None
         if edits is not None:
@@ -144,7 +150,7 @@ class FakeLearners:
                 torch.tensor(self.EDIT_PAD),
             )
         return ForwardPasses(
-            old_logp=torch.full(shape, self.old_logp),
+            old_logp=torch.full(shape, self.old_logp) if with_old_logp else None,
             old_values=torch.full(shape, self.value),
             ref_logp=None if self.ref_logp is None else torch.full(shape, self.ref_logp),
             edit_logp=edit_logp,

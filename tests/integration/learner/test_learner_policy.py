@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -92,6 +93,23 @@ def test_two_micro_batches_update_like_one(ray_session, pair, tmp_path):
     for key in ("policy_loss", "edit/ratio_mean", "orig/clip_frac"):
         assert two[key] == pytest.approx(one[key], abs=1e-6), key
     assert relative_update_error(before, weights_one, weights_two) < 1e-4
+
+
+def test_pi_old_from_the_update_itself_matches_a_separate_pass(ray_session, pair, tmp_path):
+    # One optimizer step per batch: pi_old taken detached from the training forward is
+    # the separately computed pi_old, so the step and the new weights are the same.
+    batch = training_batch(ray_session, pair, seed=4)
+    call(ray_session, pair, "save_state", str(tmp_path / "s0"))
+    separate = call(ray_session, pair, "train_step", batch, TEMPERATURE)[0]
+    weights_separate = export(ray_session, pair)
+    call(ray_session, pair, "load_state", str(tmp_path / "s0"))
+    before = export(ray_session, pair)
+    inline = call(ray_session, pair, "train_step", replace(batch, old_logp=None), TEMPERATURE)[0]
+    for key, value in separate.items():
+        assert inline[key] == pytest.approx(value, abs=1e-6), key
+    assert relative_update_error(before, weights_separate, export(ray_session, pair)) < 1e-5
+    with pytest.raises(Exception, match="one optimizer step"):
+        call(ray_session, pair, "train_step", replace(batch, old_logp=None), TEMPERATURE, 2)
 
 
 def test_resumed_workers_take_the_same_next_step(ray_session, pair, tiny_model, tmp_path):

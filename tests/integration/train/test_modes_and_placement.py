@@ -34,9 +34,11 @@ def test_ppo_mode_trains_without_critiques_or_edits(
 
 
 def test_grpo_runs_without_a_value_model(ray_session, tiny_config, train_in_process, tmp_path):
-    # No value rank is placed, built, trained or checkpointed; a resume knows it too.
+    # No value rank is placed, built, trained or checkpointed; a resume knows it too. One
+    # mini-batch per step: pi_old comes from the update's own forward (no separate pass).
     overrides = (
         "algorithm=ppo",
+        "learner.mini_batch_prompts=4",
         "algorithm.advantage=grpo",
         "cluster.pools.value.ranks=0",
         "grm=python",

@@ -360,3 +360,30 @@ def test_eval_runs_after_the_sync_of_every_kth_step_and_joins_its_row(tmp_path):
     rows = read_metrics(tmp_path / "metrics.jsonl")
     assert rows[1]["eval/win_rate"] == 52.0 and "time/eval" in rows[1]
     assert "eval/win_rate" not in rows[0] and "eval/win_rate" not in rows[2]
+
+
+def test_one_optimizer_step_per_batch_skips_the_pi_old_pass(tmp_path):
+    from cpe.config import LearnerConfig
+    from cpe.trainer.driver import needs_old_logp
+
+    cfg = config()
+    cfg.trainer.rollout_batch_prompts = cfg.learner.mini_batch_prompts = 2
+    assert not needs_old_logp(cfg)
+    log, maker, learners, sync = fakes()
+    d = driver(tmp_path, maker, learners, sync, total_steps=1, cfg=cfg)
+    exp, batch, _ = d.run_step()
+    assert learners.old_logp_asked == [False]
+    assert batch.old_logp is None
+    # edits still get mu from their own prompt; originals' behaviour is unused (zeros)
+    edit = batch.is_edit.bool()
+    on_edit = batch.response_mask[edit] > 0
+    assert torch.all(batch.behaviour_logp[edit][on_edit] == learners.edit_logp)
+    assert torch.all(batch.behaviour_logp[~edit] == 0)
+    for changed in (
+        {"ppo_epochs": 2},
+        {"mini_batch_prompts": 1},
+    ):
+        other = config()
+        other.trainer.rollout_batch_prompts = 2
+        other.learner = LearnerConfig(**{"mini_batch_prompts": 2, **changed})
+        assert needs_old_logp(other), changed
