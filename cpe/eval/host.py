@@ -51,7 +51,7 @@ class EngineHost:
         if live:
             _release(self.live.pop(pool).engines)  # frees the bundles for the next model
         from cpe.models.paths import resolve_model_path
-        from cpe.trainer.system import engine_pool
+        from cpe.rollout.launch import engine_pool
 
         path = resolve_model_path(model, self.cfg.model.cache_dir, f"{pool} model")
         engines = engine_pool(self._placement(), pool, self.cfg, path, dtype, max_len)

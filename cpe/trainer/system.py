@@ -13,8 +13,8 @@ from cpe.data.cursor import PromptCursor
 from cpe.data.records import Record
 from cpe.learner.group import RayLearnerGroup
 from cpe.models.paths import model_roles, resolve_model_path
+from cpe.rollout.launch import engine_pool
 from cpe.rollout.pool import EnginePool
-from cpe.rollout.settings import EngineSettings
 from cpe.trainer.checkpoint import CheckpointManager, read_driver_state, resolve_resume
 from cpe.trainer.driver import Driver
 from cpe.trainer.makers import MAKERS, MakerSettings, Prompter
@@ -44,43 +44,6 @@ class System:
         self.placement.remove()
         if self.started_ray:
             ray.shutdown()
-
-
-def engine_settings(
-    cfg: CPEConfig, pool: str, model_path: str, dtype: str, max_len: int, index: int
-) -> EngineSettings:
-    """What engine ``index`` of ``pool`` ("rollout" or "grm") is started with."""
-    gpu = cfg.cluster.device == "gpu"
-    nccl = pool == "rollout" and cfg.cluster.weight_sync == "nccl"
-    return EngineSettings(
-        model_path=model_path,
-        dtype=dtype,
-        seed=cfg.rollout.seed + index,
-        device=cfg.cluster.device,
-        max_model_len=max_len,
-        kv_cache_gib=cfg.rollout.kv_cache_gib,
-        gpu_memory_utilization=cfg.rollout.gpu_memory_utilization,
-        enforce_eager=cfg.rollout.enforce_eager,
-        tensor_parallel_size=getattr(cfg.cluster.pools, pool).devices_per_engine if gpu else 1,
-        weight_transfer_backend="nccl" if nccl else None,
-    )
-
-
-def engine_pool(placement: Placement, pool: str, cfg: CPEConfig, *settings_args) -> EnginePool:
-    """The engines of ``pool``, one per placement slot (settings: see :func:`engine_settings`)."""
-    import ray
-
-    from cpe.rollout.engine import VLLMEngine
-
-    actor = ray.remote(VLLMEngine)
-    return EnginePool(
-        [
-            actor.options(**placement.options_for(pool, i)).remote(
-                engine_settings(cfg, pool, *settings_args, index=i)
-            )
-            for i in range(placement.slots(pool))
-        ]
-    )
 
 
 def _learner_group(

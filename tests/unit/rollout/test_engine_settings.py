@@ -1,9 +1,9 @@
 """The exact options engines get on a GPU pool and on CPU (the GPU path cannot run here)."""
 
 from cpe.compose import load_config
+from cpe.rollout.launch import engine_settings
 from cpe.rollout.settings import EngineSettings
 from cpe.rollout.vllm_adapter import LOGPROBS_MODE, llm_kwargs
-from cpe.trainer.system import engine_settings
 from cpe.weight_sync.cpu_extension import CPU_EXTENSION
 
 
