@@ -15,7 +15,7 @@ from cpe.data.records import Record
 from cpe.eval.cache import JsonlCache
 from cpe.prompts import PromptSet, policy_messages, to_token_ids
 from cpe.protocols import Generator
-from cpe.types import SamplingSpec
+from cpe.types import Generation, SamplingSpec
 
 DEFAULT_VARIANT = "default"
 PROBE_VARIANTS = ("brief", "detailed")
@@ -51,15 +51,18 @@ class PolicyAnswerer:
         prompt_ids = [self.prompt_ids(r, v) for r, v in chunk]
         outputs = self.engine.generate(prompt_ids, self.spec)
         return [
-            {
-                "id": record.id,
-                "variant": variant,
-                "answer": out[0].text,
-                "tokens": len(out[0].token_ids),
-                "finish_reason": out[0].finish_reason,
-            }
+            self.row(record, variant, out[0])
             for (record, variant), out in zip(chunk, outputs, strict=True)
         ]
+
+    def row(self, record: Record, variant: str, generation: Generation) -> dict[str, Any]:
+        return {
+            "id": record.id,
+            "variant": variant,
+            "answer": generation.text,
+            "tokens": len(generation.token_ids),
+            "finish_reason": generation.finish_reason,
+        }
 
     def prompt_ids(self, record: Record, variant: str) -> list[int]:
         suffix = None if variant == DEFAULT_VARIANT else variant

@@ -4,13 +4,12 @@ overall and per ``question_type``.
 
 ``eval.data_path`` is a ``questions_*.csv``; its contexts are the ``shared_contexts_*.jsonl``
 beside it (the published naming: ``questions_32k.csv`` -> ``shared_contexts_32k.jsonl``).
-A conversation longer than ``rollout.max_prompt_tokens`` is an error, not cut: a cut
-context would change the question.
+A conversation longer than ``rollout.max_prompt_tokens`` is an error (at plan time), not
+cut: a cut context would change the question.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,14 +22,14 @@ from cpe.data.persona_mem import (
     read_answer_letter,
 )
 from cpe.data.records import Record
-from cpe.eval.answers import eval_sampling
+from cpe.eval.answers import DEFAULT_VARIANT, PolicyAnswerer, eval_sampling
 from cpe.eval.evaluation import EvalSettings, Evaluation
 from cpe.eval.host import EngineHost
-from cpe.eval.plan import MAX_LISTED, answer_meta, output_folder
+from cpe.eval.plan import answer_meta, check_prompt_lengths, output_folder
 from cpe.eval.policies import PolicySpec, parse_policies
 from cpe.prompts import PromptSet, choice_messages, to_token_ids
 from cpe.protocols import Generator
-from cpe.types import SamplingSpec
+from cpe.types import Generation, SamplingSpec
 
 
 def contexts_path(questions_csv: str) -> Path:
@@ -51,53 +50,31 @@ class ChoicePlan:
     policies: list[PolicySpec]
 
 
-class ChoiceAnswerer:
-    """(record, variant) chunks -> answer rows with the letter read from each answer."""
+class ChoiceAnswerer(PolicyAnswerer):
+    """A policy answering each question after its conversation; rows carry the letter
+    read from the answer."""
 
     def __init__(
         self,
-        engine: Generator,
+        engine: Generator | None,
         tokenizer: Any,
         prompts: PromptSet,
-        spec: SamplingSpec,
+        spec: SamplingSpec | None,
         items: dict[str, PersonaMemItem],
-        max_prompt_tokens: int,
     ):
-        self.engine, self.tokenizer, self.prompts, self.spec = engine, tokenizer, prompts, spec
-        self.items, self.max_prompt_tokens = items, max_prompt_tokens
+        super().__init__(engine, tokenizer, prompts, spec)
+        self.items = items
 
-    def prompt_ids(self, item: PersonaMemItem) -> list[int]:
+    def prompt_ids(self, record: Record, variant: str = DEFAULT_VARIANT) -> list[int]:
+        item = self.items[record.id]
         messages = choice_messages(list(item.messages), item.question, item.options, self.prompts)
         return to_token_ids(self.tokenizer, messages)
 
-    def check_lengths(self, records: Sequence[Record]) -> None:
-        over = [
-            (r.id, n)
-            for r in records
-            if (n := len(self.prompt_ids(self.items[r.id]))) > self.max_prompt_tokens
-        ]
-        if over:
-            shown = ", ".join(f"{rid!r} ({n} tokens)" for rid, n in over[:MAX_LISTED])
-            raise ValueError(
-                f"{len(over)} PersonaMem prompts are longer than rollout.max_prompt_tokens="
-                f"{self.max_prompt_tokens}: {shown}; raise it (and the model's context) or "
-                "pick a shorter-context split"
-            )
-
-    def __call__(self, chunk: Sequence[tuple[Record, str]]) -> list[dict[str, Any]]:
-        outputs = self.engine.generate(
-            [self.prompt_ids(self.items[r.id]) for r, _ in chunk], self.spec
-        )
-        return [
-            {
-                "id": record.id,
-                "variant": variant,
-                "answer": out[0].text,
-                "tokens": len(out[0].token_ids),
-                "letter": read_answer_letter(out[0].text),
-            }
-            for (record, variant), out in zip(chunk, outputs, strict=True)
-        ]
+    def row(self, record: Record, variant: str, generation: Generation) -> dict[str, Any]:
+        return {
+            **super().row(record, variant, generation),
+            "letter": read_answer_letter(generation.text),
+        }
 
 
 class ChoiceTask:
@@ -119,15 +96,15 @@ class ChoiceTask:
         plan = ChoicePlan(ev, {i.id: i for i in items}, policies)
         for policy in policies:
             ev.answers(policy.name, {**answer_meta(cfg, policy), "task": "multiple_choice"})
-            self._answerer(cfg, plan, None, _tokenizer(cfg, policy)).check_lengths(records)
-        return plan
-
-    def _answerer(self, cfg: CPEConfig, plan: ChoicePlan, engines: Any, tokenizer: Any):
         prompts = PromptSet.from_config(cfg.prompts)
-        sampling = eval_sampling(cfg.rollout)
-        return ChoiceAnswerer(
-            engines, tokenizer, prompts, sampling, plan.items, cfg.rollout.max_prompt_tokens
+        check_prompt_lengths(
+            cfg,
+            policies,
+            ev,
+            lambda tok: ChoiceAnswerer(None, tok, prompts, None, plan.items),
+            hint="; raise it (and the model's context) or pick a shorter-context split",
         )
+        return plan
 
     def run(self, cfg: CPEConfig, plan: ChoicePlan, host: EngineHost) -> dict[str, Any]:
         ev = plan.evaluation
@@ -135,7 +112,9 @@ class ChoiceTask:
         for spec in plan.policies:
             if ev.missing_answers(spec.name):
                 engines, tokenizer = host.policy(spec.model_path)
-                ev.generate(spec.name, self._answerer(cfg, plan, engines, tokenizer))
+                prompts, sampling = PromptSet.from_config(cfg.prompts), eval_sampling(cfg.rollout)
+                answerer = ChoiceAnswerer(engines, tokenizer, prompts, sampling, plan.items)
+                ev.generate(spec.name, answerer)
             letters = {rid: ev.answer_row(spec.name, rid)["letter"] for rid in plan.items}
             results[spec.name] = {
                 "path": spec.path,
@@ -145,15 +124,6 @@ class ChoiceTask:
 
     def reference(self, plan: ChoicePlan) -> str:
         return "the correct options"
-
-
-def _tokenizer(cfg: CPEConfig, policy: PolicySpec) -> Any:
-    from transformers import AutoTokenizer
-
-    from cpe.models.paths import resolve_model_path
-
-    path = resolve_model_path(policy.model_path, cfg.model.cache_dir, "eval.policies")
-    return AutoTokenizer.from_pretrained(path)
 
 
 def _flat(scores: dict[str, Any]) -> dict[str, Any]:

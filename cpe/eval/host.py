@@ -81,12 +81,13 @@ class EngineHost:
         return build_grm(g, engines, tokenizer, prompts, g.max_prompt_tokens)
 
     def _grm_pool_len(self) -> int:
-        """One length for every use of the GRM pool, so a shared model starts once."""
+        """One length for every vLLM user of the GRM pool (the judge, the GRM), so a model
+        they share starts once and holds what either needs."""
         cfg = self.cfg
         lengths = []
         if cfg.eval.judge.backend == "vllm":
             lengths.append(cfg.eval.judge.max_prompt_tokens + JUDGE_LEN_SLACK)
-        if cfg.eval.grm_scores and cfg.grm.backend == "vllm":
+        if cfg.grm.backend == "vllm":
             lengths.append(cfg.grm.max_prompt_tokens + cfg.grm.max_new_tokens)
         return max(lengths)
 

@@ -5,18 +5,20 @@ engines started, and the cache folder with its settings."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cpe.config import CPEConfig
 from cpe.data.records import Record
+from cpe.eval.answers import PolicyAnswerer
 from cpe.eval.evaluation import EvalSettings, Evaluation
 from cpe.eval.judges import judge_description
 from cpe.eval.policies import PolicySpec, parse_policies, parse_policy
 from cpe.eval.sets import load_eval_set, reference_from_dataset, reference_from_file
 from cpe.models.paths import check_model_path
+from cpe.prompts import PromptSet
 
 INITIAL = "initial"
 DATASET = "dataset"
@@ -139,33 +141,43 @@ def check_engines(cfg: CPEConfig, judge: bool, grm: bool) -> None:
         check_model_path(cfg.eval.judge.model, "eval.judge.model")
 
 
-def check_prompt_lengths(cfg: CPEConfig, plan: EvalPlan) -> None:
-    """Every policy prompt (each probe variant too) fits ``rollout.max_prompt_tokens``."""
+def policy_tokenizer(cfg: CPEConfig, policy: PolicySpec) -> Any:
+    """The tokenizer of a policy (a fixture is built here, once)."""
     from transformers import AutoTokenizer
 
-    from cpe.eval.answers import PolicyAnswerer
     from cpe.models.paths import resolve_model_path
-    from cpe.prompts import PromptSet
 
-    prompts, limit, ev = (
-        PromptSet.from_config(cfg.prompts),
-        cfg.rollout.max_prompt_tokens,
-        plan.evaluation,
-    )
-    for spec in plan.generated:
-        path = resolve_model_path(spec.model_path, cfg.model.cache_dir, "eval.policies")
-        answerer = PolicyAnswerer(None, AutoTokenizer.from_pretrained(path), prompts, None)
+    path = resolve_model_path(policy.model_path, cfg.model.cache_dir, "eval.policies")
+    return AutoTokenizer.from_pretrained(path)
+
+
+class Prompted(Protocol):
+    def prompt_ids(self, record: Record, variant: str) -> list[int]: ...
+
+
+def check_prompt_lengths(
+    cfg: CPEConfig,
+    policies: Sequence[PolicySpec],
+    evaluation: Evaluation,
+    answerer_for: Callable[[Any], Prompted],
+    hint: str = "",
+) -> None:
+    """Every prompt each policy will get (each variant too) fits
+    ``rollout.max_prompt_tokens``; ``answerer_for(tokenizer)`` builds the prompts."""
+    limit = cfg.rollout.max_prompt_tokens
+    for spec in policies:
+        answerer = answerer_for(policy_tokenizer(cfg, spec))
         over = [
             (r.id, v, n)
-            for v in ev.variants
-            for r in ev.records
+            for v in evaluation.variants
+            for r in evaluation.records
             if (n := len(answerer.prompt_ids(r, v))) > limit
         ]
         if over:
             shown = ", ".join(f"{rid!r} ({v}: {n} tokens)" for rid, v, n in over[:MAX_LISTED])
             raise ValueError(
                 f"rollout.max_prompt_tokens: {len(over)} eval prompts of {spec.name} are longer "
-                f"than {limit}: {shown}"
+                f"than rollout.max_prompt_tokens={limit}: {shown}{hint}"
             )
 
 
@@ -186,7 +198,10 @@ def plan_eval(cfg: CPEConfig, progress: bool = True) -> EvalPlan:
     settings = EvalSettings(e.lc_method, e.judge.both_orders, e.probe, progress)
     evaluation = Evaluation(output_folder(cfg, policies), records, settings)
     plan = EvalPlan(evaluation, policies, reference)
-    check_prompt_lengths(cfg, plan)
+    prompts = PromptSet.from_config(cfg.prompts)
+    check_prompt_lengths(
+        cfg, plan.generated, evaluation, lambda tok: PolicyAnswerer(None, tok, prompts, None)
+    )
     for policy in plan.generated:
         evaluation.answers(policy.name, answer_meta(cfg, policy))
     for policy in policies:

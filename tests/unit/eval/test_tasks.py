@@ -48,12 +48,12 @@ def test_choice_plan_finds_contexts_and_the_answerer_reads_letters(tmp_path, tok
     assert contexts_path(str(questions)).name == "shared_contexts_4k.jsonl"
     with pytest.raises(FileNotFoundError, match="expected its contexts beside it"):
         contexts_path(str(tmp_path / "questions_1m.csv"))
-    cfg = _cfg(
-        tmp_path,
+    overrides = (
         f"eval.data_path={questions}",
         "eval.task=multiple_choice",
         "eval.policies=[fixture:tiny]",
     )
+    cfg = _cfg(tmp_path, *overrides)
     plan = ChoiceTask().plan(cfg, progress=False)
     assert [r.id for r in plan.evaluation.records] == ["q0", "q1", "q2", "q3"]
 
@@ -61,12 +61,12 @@ def test_choice_plan_finds_contexts_and_the_answerer_reads_letters(tmp_path, tok
         def generate(self, prompt_ids, spec):
             return [[Generation(ids, [1, 2], "I think the answer is (b).")] for ids in prompt_ids]
 
-    answerer = ChoiceAnswerer(Engine(), tokenizer, DEFAULT, SamplingSpec(), plan.items, 4096)
+    answerer = ChoiceAnswerer(Engine(), tokenizer, DEFAULT, SamplingSpec(), plan.items)
     rows = answerer([(r, "default") for r in plan.evaluation.records[:2]])
     assert [row["letter"] for row in rows] == ["b", "b"]
-    text = tokenizer.decode(answerer.prompt_ids(plan.items["q0"]))
+    text = tokenizer.decode(answerer.prompt_ids(plan.evaluation.records[0]))
     assert "switched to piano" in text and "(c) Drums" in text
     with pytest.raises(ValueError, match="longer than rollout.max_prompt_tokens=50"):
-        ChoiceAnswerer(Engine(), tokenizer, DEFAULT, SamplingSpec(), plan.items, 50).check_lengths(
-            plan.evaluation.records
+        ChoiceTask().plan(
+            _cfg(tmp_path / "short", *overrides, "rollout.max_prompt_tokens=50"), False
         )
