@@ -66,13 +66,10 @@ def _rates(judged, answers, reference, preferences, lc_method) -> dict[str, floa
     if not judged:
         return dict.fromkeys(("win_rate", "win_rate_se", "lc_win_rate", "lc_win_rate_se"))
     prefs = [preferences[r.id] for r in judged]
+    lengths = [len(answers[(r.id, DEFAULT_VARIANT)]["answer"]) for r in judged]
+    ref_lengths = [len(reference[r.id]) for r in judged]
     raw = win_rate(prefs)
-    lc = lc_win_rate(
-        prefs,
-        [len(answers[(r.id, DEFAULT_VARIANT)]["answer"]) for r in judged],
-        [len(reference[r.id]) for r in judged],
-        method=lc_method,
-    )
+    lc = lc_win_rate(prefs, lengths, ref_lengths, method=lc_method)
     out = {
         "win_rate": raw.value,
         "win_rate_se": raw.se,
@@ -82,10 +79,7 @@ def _rates(judged, answers, reference, preferences, lc_method) -> dict[str, floa
     if lc_method != LENGTH_ONLY:
         # Beside the configured method: the L1-fitted GLM often shrinks to exactly 50 on
         # eval sets of tens of items, where the plain fit still gives an estimate.
-        lengths = [len(answers[(r.id, DEFAULT_VARIANT)]["answer"]) for r in judged]
-        alt = lc_win_rate(
-            prefs, lengths, [len(reference[r.id]) for r in judged], method=LENGTH_ONLY
-        )
+        alt = lc_win_rate(prefs, lengths, ref_lengths, method=LENGTH_ONLY)
         out["lc_length_only"] = alt.value
     return out
 
