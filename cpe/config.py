@@ -159,14 +159,15 @@ class TrainerConfig:
 
 @dataclass
 class EnginePoolConfig:
-    # `engines` vLLM engines with `devices_per_engine` each (tensor parallel on GPU).
+    # `engines` vLLM engines with `devices_per_engine` each: GPUs (tensor parallel) on
+    # GPU, CPUs on CPU, where they are also the engine's threads (cpe.cluster.threads).
     engines: int = 1
     devices_per_engine: int = 1
 
 
 @dataclass
 class RankPoolConfig:
-    # `ranks` DeepSpeed ranks with `devices_per_rank` each.
+    # `ranks` DeepSpeed ranks with `devices_per_rank` each (on CPU: CPUs = torch threads).
     ranks: int = 1
     devices_per_rank: int = 1
 

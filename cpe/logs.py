@@ -148,6 +148,8 @@ PHASES = (
     ("sync", "sync"),
     ("checkpoint", "ckpt"),
     ("eval", "eval"),
+    ("other", "other"),
+    ("step", "total"),
 )
 
 

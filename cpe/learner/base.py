@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from cpe.batch import TensorBatch
+from cpe.cluster.threads import bundle_threads
 from cpe.config import AlgorithmConfig, LearnerConfig
 from cpe.learner.dist import backend_for, init_distributed
 from cpe.learner.ds_config import build_ds_config, lr_scheduler_factory, uses_bf16
@@ -60,7 +61,7 @@ class DeepSpeedWorker(WeightSender):
         ds_overrides: dict | None = None,
     ) -> None:
         quiet_third_party(device)
-        torch.set_num_threads(1)
+        torch.set_num_threads(bundle_threads())
         self.rank, self.world_size = rank, world_size
         self.model_path = str(model_path)
         self.cfg, self.algo = learner_cfg, algo_cfg

@@ -136,8 +136,8 @@ def _draw(
 
 
 def timing_plot(run: Run, out: Path) -> Path | None:
-    """Seconds per phase as stacked bars, one bar per step."""
-    keys = timing_keys(run.rows)
+    """Seconds per phase as stacked bars, one bar per step (time/step is the bar)."""
+    keys = [k for k in timing_keys(run.rows) if k != "time/step"]
     if not keys:
         return None
     steps = [number(r.get("step")) or 0.0 for r in run.rows]

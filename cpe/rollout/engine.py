@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from cpe.cluster.threads import bundle_threads
 from cpe.logs import quiet_third_party
 from cpe.rollout import vllm_adapter as va
 from cpe.rollout.settings import EngineSettings
@@ -25,6 +26,8 @@ from cpe.types import Generation, SamplingSpec
 class VLLMEngine:
     def __init__(self, settings: EngineSettings) -> None:
         quiet_third_party(settings.device)
+        # Before vLLM starts: its CPU worker refuses set_num_threads afterwards.
+        torch.set_num_threads(bundle_threads())
         started = time.perf_counter()
         self.settings = settings
         self.weight_version = 0
@@ -97,10 +100,15 @@ class VLLMEngine:
     def load_weight_buckets(
         self, buckets: Sequence[Sequence[tuple[str, torch.Tensor]]], version: int | None = None
     ) -> dict:
-        """Convenience: every bucket, then finish."""
+        """Every bucket, then finish; the result adds the bytes loaded and the seconds
+        spent loading them (``load_s``, before ``finish_s``)."""
+        started = time.perf_counter()
+        nbytes = 0
         for bucket in buckets:
             self.update_weights(bucket)
-        return self.finish_weight_update(version)
+            nbytes += sum(t.numel() * t.element_size() for _, t in bucket)
+        load_s = time.perf_counter() - started
+        return {**self.finish_weight_update(version), "bytes": nbytes, "load_s": load_s}
 
     # -- GPU: vLLM's native NCCL weight transfer (untested here, see cpe.weight_sync.nccl) ----
     def init_weight_transfer(self, **init_info: Any) -> None:

@@ -83,6 +83,7 @@ class Driver:
             unit="step",
             disable=not (progress and sys.stderr.isatty()),
         )
+        self.timer.start()  # start-up is not part of the first step
         if self.evaluator is not None:
             with self.timer("eval"):
                 self.evaluator.prepare(self.step)

@@ -17,6 +17,7 @@ greedy tokens and reports the gap.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -52,12 +53,22 @@ class PushAndCheck(ABC):
         )
 
     @abstractmethod
-    def transfer(self, version: int) -> None:
-        """Move the current policy weights into every engine."""
+    def transfer(self, version: int) -> dict[str, float]:
+        """Move the current policy weights into every engine; returns ``sync/*`` figures
+        of the move (bytes, engine-side seconds) where the backend knows them."""
 
     def push(self, version: int) -> dict[str, float]:
-        self.transfer(version)
-        return self.check() if self.sync_check.enabled else {}
+        started = time.perf_counter()
+        metrics = self.transfer(version)
+        transfer_s = time.perf_counter() - started
+        metrics["sync/transfer_s"] = transfer_s
+        if metrics.get("sync/mb") and transfer_s > 0:
+            metrics["sync/mb_per_s"] = metrics["sync/mb"] / transfer_s
+        if self.sync_check.enabled:
+            started = time.perf_counter()
+            metrics.update(self.check())
+            metrics["sync/check_s"] = time.perf_counter() - started
+        return metrics
 
     def check(self) -> dict[str, float]:
         """Engine raw log-probs (T=1) vs the learner's log softmax(logits) on greedy tokens."""
@@ -83,11 +94,23 @@ class PushAndCheck(ABC):
         }
 
 
+def engine_load_metrics(loads: list[dict]) -> dict[str, float]:
+    """MiB one engine received and the slowest engine's load and finish seconds."""
+    metrics: dict[str, float] = {}
+    if sizes := [d["bytes"] for d in loads if "bytes" in d]:
+        metrics["sync/mb"] = max(sizes) / 2**20
+    for key in ("load_s", "finish_s"):
+        if values := [d[key] for d in loads if key in d]:
+            metrics[f"sync/engine_{key}"] = max(values)
+    return metrics
+
+
 class ObjectStoreSync(PushAndCheck):
     def transfer(self, version: int) -> None:
         # One ObjectRef to rank 0's bucket list, resolved inside each engine: the
         # tensors never pass through the driver.
-        self.engines.load_weight_buckets(self.learners.export_ref(self.bucket_mb), version)
+        loads = self.engines.load_weight_buckets(self.learners.export_ref(self.bucket_mb), version)
+        return engine_load_metrics(loads)
 
 
 class NcclBroadcastSync(PushAndCheck):
@@ -101,7 +124,7 @@ class NcclBroadcastSync(PushAndCheck):
         self.tp_size = tp_size
         self._ready = False
 
-    def transfer(self, version: int) -> None:
+    def transfer(self, version: int) -> dict[str, float]:
         import ray
 
         if not self._ready:
@@ -111,6 +134,7 @@ class NcclBroadcastSync(PushAndCheck):
         receives = [a.receive_weights.remote(metas, version) for a in engines]
         sends = [a.broadcast_weights.remote(self.bucket_mb) for a in ranks]
         ray.get(sends + receives)
+        return {"sync/mb": metas_bytes(metas) / 2**20}
 
     def _init_group(self) -> None:
         import ray
@@ -133,6 +157,17 @@ class NcclBroadcastSync(PushAndCheck):
         ]
         ray.get(refs)
         self._ready = True
+
+
+def metas_bytes(metas: list[tuple[str, str, list[int]]]) -> int:
+    """Bytes of the parameters described by ``WeightSender.weight_metas``."""
+    total = 0
+    for _, dtype, shape in metas:
+        numel = 1
+        for dim in shape:
+            numel *= dim
+        total += numel * getattr(torch, dtype).itemsize
+    return total
 
 
 WEIGHT_SYNC_BACKENDS: dict[str, type[PushAndCheck]] = {

@@ -199,9 +199,11 @@ def test_step_line_skips_missing_and_non_finite():
         "time/generate": 13.34,
         "time/critique": None,
         "time/checkpoint": 2.04,
+        "time/other": 0.31,
+        "time/step": 15.69,
     }
-    assert (
-        logs.step_line(1, 2, metrics) == "step 1/2  reward 3.00  invalid 12.5%  gen 13.3s ckpt 2.0s"
+    assert logs.step_line(1, 2, metrics) == (
+        "step 1/2  reward 3.00  invalid 12.5%  gen 13.3s ckpt 2.0s other 0.3s total 15.7s"
     )
     assert logs.step_line(1, 2, {"edit/reward_mean": 0.5}) == "step 1/2  edit reward 0.50"
     assert logs.step_line(7, 7, {}) == "step 7/7"

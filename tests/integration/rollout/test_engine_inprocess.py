@@ -98,7 +98,9 @@ def test_update_invalidates_prefix_cache(engine, hf_model_factory):
     engine.generate([prompt], spec)
     model = hf_model_factory()
     perturb_(model, seed=13)
-    engine.load_weight_buckets([[(n, p.detach()) for n, p in model.named_parameters()]])
+    info = engine.load_weight_buckets([[(n, p.detach()) for n, p in model.named_parameters()]])
+    assert info["bytes"] == sum(p.numel() * p.element_size() for p in model.parameters())
+    assert info["load_s"] > 0 and info["finish_s"] > 0
     [(gen,)] = engine.generate([prompt], spec)
     assert max_abs_diff(gen.logprobs, hf_token_logprobs(model, prompt, gen.token_ids)) < TOL
 

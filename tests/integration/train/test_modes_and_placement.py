@@ -69,3 +69,30 @@ def test_cluster_too_small_fails_naming_the_shortfall(ray_session, tiny_config, 
         match=r"CPU: the pools need 11 \(rollout=1, grm=1, policy=8, value=1\) but the cluster has 8",
     ):
         Placement(cfg.cluster).create()
+
+
+def test_an_actor_computes_on_the_cpus_its_bundle_reserves(ray_session, tiny_config, tmp_path):
+    import ray
+
+    cfg = tiny_config(
+        tmp_path,
+        "cluster.pools.policy.ranks=1",
+        "cluster.pools.policy.devices_per_rank=2",
+    )
+
+    @ray.remote
+    class Probe:
+        def threads(self) -> tuple[int, int]:
+            import torch
+
+            from cpe.cluster.threads import bundle_threads
+
+            return bundle_threads(), torch.get_num_threads()
+
+    placement = Placement(cfg.cluster).create()
+    try:
+        two = Probe.options(**placement.options_for("policy", 0)).remote()
+        one = Probe.options(**placement.options_for("rollout", 0)).remote()
+        assert ray.get([two.threads.remote(), one.threads.remote()]) == [(2, 2), (1, 1)]
+    finally:
+        placement.remove()

@@ -8,7 +8,13 @@ import torch
 from unit.fakes import FakeLearners, FakeRollout
 
 from cpe.types import Generation
-from cpe.weight_sync.backends import WEIGHT_SYNC_BACKENDS, ObjectStoreSync, SyncCheck
+from cpe.weight_sync.backends import (
+    WEIGHT_SYNC_BACKENDS,
+    ObjectStoreSync,
+    SyncCheck,
+    engine_load_metrics,
+    metas_bytes,
+)
 
 PAD = 0
 PROMPTS = [[1, 2], [5], [7, 8, 9]]
@@ -62,10 +68,11 @@ def test_push_moves_the_learners_export_into_the_engines_then_checks():
 
     # learner at token positions: row 0 -> -0.2, -0.3; row 1 -> -0.1
     # gaps |learner - engine|: |-0.2 + 0.5| = 0.3, |-0.3 + 1.25| = 0.95, |-0.1 + 1.0| = 0.9
-    assert metrics == {
-        "sync/logprob_gap_max": pytest.approx(0.95),
-        "sync/logprob_gap_mean": pytest.approx((0.3 + 0.95 + 0.9) / 3),
-    }
+    timed = {"sync/transfer_s", "sync/check_s"}
+    assert set(metrics) == timed | {"sync/logprob_gap_max", "sync/logprob_gap_mean"}
+    assert all(metrics[k] >= 0 for k in timed)
+    assert metrics["sync/logprob_gap_max"] == pytest.approx(0.95)
+    assert metrics["sync/logprob_gap_mean"] == pytest.approx((0.3 + 0.95 + 0.9) / 3)
 
 
 def test_every_push_carries_its_own_version():
@@ -78,17 +85,45 @@ def test_every_push_carries_its_own_version():
 @pytest.mark.parametrize(("tokens", "prompts"), [(0, PROMPTS), (4, [])])
 def test_a_disabled_check_runs_nothing(tokens, prompts):
     backend, log = sync(tokens=tokens, prompts=prompts)
-    assert backend.push(1) == {}
+    assert set(backend.push(1)) == {"sync/transfer_s"}
     assert log == [("export_ref", 16), ("load_weight_buckets", 1)]
     assert backend.engines.calls == [] and backend.learners.logprob_inputs == []
 
 
 def test_empty_generations_give_no_metrics():
     backend, _ = sync(prompts=[[7, 8, 9]])
-    assert backend.push(1) == {}
+    assert set(backend.push(1)) == {"sync/transfer_s", "sync/check_s"}
     assert len(backend.engines.calls) == 1  # asked, but nothing came back to compare
     assert backend.learners.logprob_inputs == []
 
 
 def test_the_registry_maps_object_store_to_this_backend():
     assert WEIGHT_SYNC_BACKENDS["object_store"] is ObjectStoreSync
+
+
+def test_engine_load_metrics_report_one_engines_mib_and_the_slowest_engine():
+    loads = [
+        {"version": 2, "bytes": 3 * 2**20, "load_s": 0.5, "finish_s": 0.25},
+        {"version": 2, "bytes": 3 * 2**20, "load_s": 0.75, "finish_s": 0.125},
+    ]
+    assert engine_load_metrics(loads) == {
+        "sync/mb": 3.0,
+        "sync/engine_load_s": 0.75,
+        "sync/engine_finish_s": 0.25,
+    }
+    assert engine_load_metrics([{"version": 1}]) == {}
+
+
+def test_bandwidth_is_mib_over_the_transfer_time():
+    class Timed(ObjectStoreSync):
+        def transfer(self, version):
+            return {"sync/mb": 64.0}
+
+    learners = FakeLearners([], logprob_fn=by_position, export="x")
+    metrics = Timed(learners, FakeRollout(reply, log=[]), SyncCheck([], 0, PAD)).push(1)
+    assert metrics["sync/mb_per_s"] == pytest.approx(64.0 / metrics["sync/transfer_s"])
+
+
+def test_metas_bytes_counts_every_element_at_its_dtype():
+    # 4x3 fp32 = 48 bytes, 5 bf16 = 10 bytes, a scalar fp32 = 4 bytes
+    assert metas_bytes([("a", "float32", [4, 3]), ("b", "bfloat16", [5]), ("c", "float32", [])]) == 62
