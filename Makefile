@@ -5,17 +5,20 @@ UV_VERSION := 0.13.9
 UV := python3 -m uv
 PY := .venv/bin/python
 STAMP := .venv/.cpe-installed-$(EXTRA)
+BENCH_STAMP := .venv/.cpe-installed-$(EXTRA)-bench
+BENCH_ARGS ?=
 export TMPDIR ?= /tmp
 
 # The run `make eval` / `make report` look at: the newest demo run unless RUN=... is given.
 RUN ?= $(lastword $(sort $(wildcard runs/demo-*)))
 
-.PHONY: install demo eval report test test-unit test-integration lint format clean config help
+.PHONY: install demo eval report bench test test-unit test-integration lint format clean config help
 
 help:
 	@echo "make demo          install if needed, then a short real CPE training run (SmolLM2, CPU)"
 	@echo "make eval          the demo's trained policy vs its starting model (RUN=runs/demo-...)"
 	@echo "make report        plots + report.html of a run (RUN=runs/...)"
+	@echo "make bench         cpe (GRPO, PPO, CPE) vs TRL's GRPOTrainer, same workload (~40 min)"
 	@echo "make test          install if needed, then the whole test suite"
 	@echo "make test-unit     fast unit tests only (no Ray, no engines)"
 	@echo "make install       create .venv from uv.lock (EXTRA=cpu|gpu)"
@@ -24,14 +27,28 @@ help:
 
 install: $(STAMP)
 
-# Re-runs only when the lock or the project metadata changes.
-$(STAMP): pyproject.toml uv.lock
+# `uv sync` from the lock with the given extras; then only the stamps of what is now
+# installed are left (a plain install removes the bench extra, and its stamp).
+define sync_venv
 	@if [ "$(EXTRA)" = cpu ] && ! ls /opt/wheels/torch-2.13.0+cpu-*.whl >/dev/null 2>&1; then \
 	  echo "the CPU torch wheel is missing from /opt/wheels: see README, 'The CPU torch wheel'"; exit 1; fi
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	$(UV) sync --frozen --extra $(EXTRA) --extra dev
+	$(UV) sync --frozen --extra $(EXTRA) --extra dev $(1)
 	@rm -f .venv/.cpe-installed-*
+endef
+
+# Re-runs only when the lock or the project metadata changes.
+$(STAMP): pyproject.toml uv.lock
+	$(call sync_venv)
 	@touch $@
+
+$(BENCH_STAMP): pyproject.toml uv.lock
+	$(call sync_venv,--extra bench)
+	@touch $(STAMP) $@
+
+# TRL comes from the `bench` extra; BENCH_ARGS e.g. "--models tiny --repeats 2".
+bench: $(BENCH_STAMP)
+	$(PY) -m cpe.bench $(BENCH_ARGS)
 
 demo: install
 	$(PY) -m cpe.train
