@@ -131,6 +131,21 @@ class TensorBatch:
             raise ValueError(f"chunk size must be ≥ 1, got {rows}")
         return [self.rows(a, a + rows) for a in range(0, len(self), rows)]
 
+    def trimmed(self) -> TensorBatch:
+        """Without the trailing columns that are padding in every row. Rows are
+        right-padded and the model is causal, so no real token ever reads those
+        columns: every kept position computes the same, for less work."""
+        real = self.attention_mask.any(dim=0).nonzero()
+        length = int(real.max()) + 1 if len(real) else 1
+        if length == self.input_ids.shape[1]:
+            return self
+        return self._map(lambda t: t[:, :length] if t.dim() == 2 else t)
+
+    def first_response_column(self) -> int:
+        """The first column holding a response token in any row (0 when none does)."""
+        cols = self.response_mask.any(dim=0).nonzero()
+        return int(cols.min()) if len(cols) else 0
+
     def require(self, *names: str) -> None:
         missing = [n for n in names if getattr(self, n) is None]
         if missing:

@@ -117,7 +117,7 @@ class DeepSpeedWorker(WeightSender):
         acc = MetricAccumulator()
         for _ in range(self.cfg.ppo_epochs):
             for mini in shard.split(num_mini_batches):
-                self._optimizer_step(mini.chunks(rows), loss_fn, acc)
+                self._optimizer_step([m.trimmed() for m in mini.chunks(rows)], loss_fn, acc)
         return acc.result(passes=self.cfg.ppo_epochs, all_reduce=self._all_reduce_sum)
 
     def _optimizer_step(
@@ -159,9 +159,14 @@ class DeepSpeedWorker(WeightSender):
     def _map_shard(
         self, batch: TensorBatch, fn: Callable[[TensorBatch], torch.Tensor]
     ) -> torch.Tensor:
-        """``fn`` over this rank's shard in micro-batches; rows in shard order, on CPU."""
+        """``fn`` over this rank's shard in micro-batches (each without its padding-only
+        columns); rows in shard order, ``[b_shard, L]``, on CPU."""
         shard = batch.shard(self.rank, self.world_size).to(self.engine.device)
-        outs = [fn(micro).float().cpu() for micro in shard.chunks(self.cfg.micro_batch_size)]
+        length = shard.input_ids.shape[1]
+        outs = []
+        for micro in shard.chunks(self.cfg.micro_batch_size):
+            out = fn(micro.trimmed()).float().cpu()
+            outs.append(torch.nn.functional.pad(out, (0, length - out.shape[1])))
         return torch.cat(outs)
 
     # -- export ---------------------------------------------------------------------

@@ -34,8 +34,15 @@ class PolicyWorker(DeepSpeedWorker):
         )
 
     def _logits(self, batch: TensorBatch) -> torch.Tensor:
+        """Logits from the position before the first response token on: no row needs
+        the prompt positions' next-token distributions, and over a vocabulary of tens of
+        thousands the LM head and the log-softmax there cost as much as a few layers."""
+        keep = batch.input_ids.shape[1] - max(batch.first_response_column() - 1, 0)
         return self.engine(
-            input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            use_cache=False,
+            logits_to_keep=keep,
         ).logits
 
     def logprobs(self, batch: TensorBatch, temperature: float = 1.0) -> torch.Tensor:
@@ -110,7 +117,7 @@ class PolicyWorker(DeepSpeedWorker):
             loss = loss + kl.coef * kl_loss
             metrics["kl_loss"] = float(kl_loss.detach())
         if self.algo.entropy_coef > 0:
-            entropy = masked_mean(token_entropy(logits, temperature), mask)
+            entropy = masked_mean(token_entropy(logits, batch.input_ids, temperature), mask)
             loss = loss - self.algo.entropy_coef * entropy
             metrics["entropy"] = float(entropy.detach())
         metrics["total_loss"] = float(loss.detach())

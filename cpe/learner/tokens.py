@@ -16,24 +16,40 @@ import torch.nn.functional as F
 def token_logprobs(
     logits: torch.Tensor, input_ids: torch.Tensor, temperature: float
 ) -> torch.Tensor:
-    """``log_softmax(logits / T)`` of each token, ``[b, L]``, position 0 set to 0.
+    """``log_softmax(logits / T)`` of each token, ``[b, L]``, 0 where no logits are.
 
     The one computation behind both recomputed behaviour log-probs and π_θ in the
-    loss: fp32, temperature-scaled, no top-k/top-p renormalisation.
+    loss: fp32, temperature-scaled, no top-k/top-p renormalisation. ``logits`` may
+    cover only the last ``k ≤ L`` positions (a model run with ``logits_to_keep=k``):
+    then tokens before ``L − k + 1`` get 0, as position 0 always does.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    first = _first_predicted(logits, input_ids)
     scaled = logits[:, :-1].float() / temperature
-    targets = input_ids[:, 1:].unsqueeze(-1)
+    targets = input_ids[:, first:].unsqueeze(-1)
     picked = scaled.gather(-1, targets).squeeze(-1)
     logp = picked - torch.logsumexp(scaled, dim=-1)
-    return F.pad(logp, (1, 0))
+    return F.pad(logp, (first, 0))
 
 
-def token_entropy(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Entropy of the next-token distribution, aligned like :func:`token_logprobs`."""
+def token_entropy(
+    logits: torch.Tensor, input_ids: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Entropy of the next-token distribution, ``[b, L]``, aligned (and padded) like
+    :func:`token_logprobs`."""
+    first = _first_predicted(logits, input_ids)
     logp = torch.log_softmax(logits[:, :-1].float() / temperature, dim=-1)
-    return F.pad(-(logp.exp() * logp).sum(-1), (1, 0))
+    return F.pad(-(logp.exp() * logp).sum(-1), (first, 0))
+
+
+def _first_predicted(logits: torch.Tensor, input_ids: torch.Tensor) -> int:
+    """The first token whose log-prob the logits give: 1 for full logits, L − k + 1
+    for the last k positions."""
+    kept, length = logits.shape[1], input_ids.shape[1]
+    if not 1 <= kept <= length:
+        raise ValueError(f"logits cover {kept} positions of a {length}-token batch")
+    return length - kept + 1
 
 
 def shift_values(per_position: torch.Tensor) -> torch.Tensor:

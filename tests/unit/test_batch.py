@@ -67,3 +67,29 @@ def test_to_moves_every_tensor_and_keeps_none():
 def test_require_names_missing_fields():
     with pytest.raises(ValueError, match="old_logp, returns"):
         batch().require("input_ids", "old_logp", "returns")
+
+
+def test_trimmed_drops_only_columns_that_are_padding_in_every_row():
+    wide = TensorBatch.from_sequences([[1, 2], [3]], [[4], [5, 6]], pad_id=0)
+    # pad both rows out to 6 columns, as a longer row elsewhere in the batch would
+    padded = TensorBatch(
+        torch.nn.functional.pad(wide.input_ids, (0, 3)),
+        torch.nn.functional.pad(wide.attention_mask, (0, 3)),
+        torch.nn.functional.pad(wide.response_mask, (0, 3)),
+        wide.is_edit,
+        advantages=torch.nn.functional.pad(torch.ones(2, 3), (0, 3)),
+        rewards=torch.tensor([1.0, 2.0]),
+    )
+    t = padded.trimmed()
+    assert t.input_ids.tolist() == [[1, 2, 4], [3, 5, 6]]
+    assert t.response_mask.tolist() == [[0, 0, 1], [0, 1, 1]]
+    assert t.advantages.shape == (2, 3) and t.rewards.tolist() == [1.0, 2.0]
+    assert t.trimmed() is t  # nothing left to drop
+
+
+def test_first_response_column():
+    b = TensorBatch.from_sequences([[1, 2, 3], [4]], [[5], [6, 7]], pad_id=0)
+    assert b.first_response_column() == 1
+    assert b.rows(0, 1).first_response_column() == 3
+    none = TensorBatch.from_sequences([[1, 2]], [[]], pad_id=0)
+    assert none.first_response_column() == 0

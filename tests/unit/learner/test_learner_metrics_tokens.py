@@ -55,6 +55,23 @@ def test_token_logprobs_read_logits_one_position_back():
 
 def test_entropy_and_values_use_the_same_shift():
     uniform = torch.log(torch.tensor(4.0)).item()
-    entropy = token_entropy(torch.zeros(1, 3, 4), 1.0)
+    entropy = token_entropy(torch.zeros(1, 3, 4), torch.zeros(1, 3, dtype=torch.long), 1.0)
     assert entropy[0].tolist() == pytest.approx([0.0, uniform, uniform])
     assert shift_values(torch.tensor([[1.0, 2.0, 3.0]])).tolist() == [[0.0, 1.0, 2.0]]
+
+
+def test_logits_of_the_last_positions_give_the_same_logprobs_there():
+    # logits_to_keep=k: the model returns positions L-k..L-1; tokens L-k+1.. get the
+    # very values the full logits give, earlier tokens 0.
+    torch.manual_seed(1)
+    logits = torch.randn(2, 6, 5)
+    ids = torch.randint(0, 5, (2, 6))
+    full = token_logprobs(logits, ids, temperature=0.7)
+    part = token_logprobs(logits[:, 3:], ids, temperature=0.7)  # k = 3: tokens 4, 5
+    assert part.shape == (2, 6)
+    assert torch.equal(part[:, 4:], full[:, 4:]) and torch.all(part[:, :4] == 0)
+    ent_full = token_entropy(logits, ids, 0.7)
+    ent_part = token_entropy(logits[:, 3:], ids, 0.7)
+    assert torch.equal(ent_part[:, 4:], ent_full[:, 4:]) and torch.all(ent_part[:, :4] == 0)
+    with pytest.raises(ValueError, match="cover 7 positions of a 6-token batch"):
+        token_logprobs(torch.randn(2, 7, 5), ids, 1.0)
