@@ -94,7 +94,9 @@ def report(model: str, result: dict) -> list[str]:
             )
     for name, r in contenders.items():
         if "memory" in r:
-            parts = ", ".join(f"{k} {v:.2f}" for k, v in r["memory"]["peak_by_process_gib"].items() if v > 0.05)
+            parts = ", ".join(
+                f"{k} {v:.2f}" for k, v in r["memory"]["peak_by_process_gib"].items() if v > 0.05
+            )
             lines.append(f"  peak RSS GiB {name}: {parts}")
     return lines
 
@@ -111,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     for model, result in results.items():
         print("\n".join(report(model, result)), end="\n\n")
     print(f"results: {out / 'results.json'}")
-    failed = [f"{m}/{n}" for m, r in results.items() for n, c in r["contenders"].items() if "error" in c]
+    failed = [
+        f"{m}/{n}" for m, r in results.items() for n, c in r["contenders"].items() if "error" in c
+    ]
     return 1 if failed else 0
 
 

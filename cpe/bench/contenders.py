@@ -49,7 +49,12 @@ def run_trl(w: Workload, model_path: str, records: Path, folder: Path) -> dict:
     out = folder / "trl-steps.json"
     spec.write_text(
         json.dumps(
-            {"workload": w.to_json(), "model_path": model_path, "records": str(records), "out": str(out)}
+            {
+                "workload": w.to_json(),
+                "model_path": model_path,
+                "records": str(records),
+                "out": str(out),
+            }
         )
     )
     log = folder / "trl.log"

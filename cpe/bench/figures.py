@@ -30,7 +30,9 @@ def steps_from_metrics(rows: list[dict]) -> list[Step]:
         }
         sync = {k: float(row[k]) for k in SYNC_KEYS if k in row}
         steps.append(
-            Step(float(row["time/step"]), float(row.get("perf/generated_tokens", 0.0)), phases, sync)
+            Step(
+                float(row["time/step"]), float(row.get("perf/generated_tokens", 0.0)), phases, sync
+            )
         )
     return steps
 
@@ -51,12 +53,8 @@ def summarise(steps: list[Step], warmup: int) -> dict:
             "max": max(seconds),
         },
         "gen_tokens_per_s": sum(s.generated_tokens for s in measured) / total if total else 0.0,
-        "phase_share": {
-            p: sum(s.phases.get(p, 0.0) for s in measured) / total for p in phases
-        },
-        "phase_s": {
-            p: statistics.mean(s.phases.get(p, 0.0) for s in measured) for p in phases
-        },
+        "phase_share": {p: sum(s.phases.get(p, 0.0) for s in measured) / total for p in phases},
+        "phase_s": {p: statistics.mean(s.phases.get(p, 0.0) for s in measured) for p in phases},
         "sync": {k: statistics.mean(s.sync[k] for s in measured if k in s.sync) for k in sync_keys},
     }
 

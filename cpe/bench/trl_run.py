@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 from cpe.bench.workload import Workload, chat_prompts
@@ -89,11 +90,11 @@ def main(spec_path: str) -> None:
         callbacks=[clock],
     )
     trainer.train()
-    seconds = [b - a for a, b in zip(clock.marks, clock.marks[1:])]
-    lengths = clock.lengths + [0.0] * (len(seconds) - len(clock.lengths))
+    seconds = [b - a for a, b in pairwise(clock.marks)]
+    lengths = (clock.lengths + [0.0] * len(seconds))[: len(seconds)]
     steps = [
         {"seconds": s, "generated_tokens": length * completions}
-        for s, length in zip(seconds, lengths)
+        for s, length in zip(seconds, lengths, strict=True)
     ]
     Path(spec["out"]).write_text(json.dumps(steps))
 

@@ -100,6 +100,7 @@ def cpe_overrides(w: Workload, variant: str, records: Path, run_dir: Path) -> li
         "trainer.resume=never",
         f"learner.mini_batch_prompts={w.prompts}",
         f"learner.micro_batch_size={w.micro_batch_rows}",
+        "learner.zero_stage=0",  # one rank per pool: nothing to partition (as TRL here)
         f"learner.actor_lr={w.lr}",
         "learner.gradient_checkpointing=false",
         "algorithm.kl.coef=0.0",

@@ -120,7 +120,7 @@ class RayLearnerGroup:
 
     def export_ref(self, bucket_mb: int = 64):
         """Every policy rank joins the gather; rank 0's buckets stay in the object store."""
-        refs = [a.export_buckets.remote(bucket_mb) for a in self.policy]
+        refs = [a.export_wire.remote(bucket_mb) for a in self.policy]
         self.wait_all(refs[1:])
         return refs[0]
 

@@ -21,6 +21,7 @@ from cpe.logs import quiet_third_party
 from cpe.rollout import vllm_adapter as va
 from cpe.rollout.settings import EngineSettings
 from cpe.types import Generation, SamplingSpec
+from cpe.weight_sync.buckets import WireEntry, from_wire
 
 
 class VLLMEngine:
@@ -98,13 +99,15 @@ class VLLMEngine:
         return {**info, "version": self.weight_version, "finish_s": time.perf_counter() - started}
 
     def load_weight_buckets(
-        self, buckets: Sequence[Sequence[tuple[str, torch.Tensor]]], version: int | None = None
+        self, buckets: Sequence[Sequence[WireEntry]], version: int | None = None
     ) -> dict:
-        """Every bucket, then finish; the result adds the bytes loaded and the seconds
-        spent loading them (``load_s``, before ``finish_s``)."""
+        """Every bucket (in the object-store form, ``buckets.to_wire``), then finish; the
+        result adds the bytes loaded and the seconds spent loading them (``load_s``,
+        before ``finish_s``)."""
         started = time.perf_counter()
         nbytes = 0
-        for bucket in buckets:
+        for wire in buckets:
+            bucket = from_wire(list(wire))
             self.update_weights(bucket)
             nbytes += sum(t.numel() * t.element_size() for _, t in bucket)
         load_s = time.perf_counter() - started

@@ -1,7 +1,8 @@
 """The learner side of weight sync, mixed into every DeepSpeed rank.
 
 One gather loop (:meth:`WeightSender._gathered_buckets`) feeds both transports:
-:meth:`export_buckets` (CPU copies for the object store; also checkpoints' HF export)
+:meth:`export_buckets` (CPU copies: checkpoints' HF export, and in numpy form
+(:meth:`export_wire`) the object store)
 and :meth:`broadcast_weights` (NCCL into the engines, GPU). Under ZeRO-3 the gather is
 a collective: every rank must run the same calls; only rank 0 keeps or sends data.
 The NCCL half is UNTESTED here (no GPU in CI); it pairs with ``cpe.weight_sync.nccl``.
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 
 import torch
 
-from cpe.weight_sync.buckets import plan_buckets
+from cpe.weight_sync.buckets import WireEntry, plan_buckets, to_wire
 
 NamedParams = list[tuple[str, torch.nn.Parameter]]
 
@@ -41,6 +42,10 @@ class WeightSender:
             if self.rank == 0:
                 out.append([(n, p.data.detach().to("cpu", copy=True)) for n, p in bucket])
         return out
+
+    def export_wire(self, bucket_mb: int = 64) -> list[list[WireEntry]]:
+        """:meth:`export_buckets` in the object-store form (``buckets.to_wire``)."""
+        return [to_wire(bucket) for bucket in self.export_buckets(bucket_mb)]
 
     # -- NCCL (GPU) ---------------------------------------------------------------
     def weight_metas(self) -> list[tuple[str, str, list[int]]]:

@@ -9,6 +9,7 @@ import pytest
 from hf_reference import hf_greedy, hf_token_logprobs, max_abs_diff, perturb_, split_buckets
 
 from cpe.types import SamplingSpec
+from cpe.weight_sync.buckets import to_wire
 
 TOL = 1e-4
 GRM_REGEX = (
@@ -98,7 +99,9 @@ def test_update_invalidates_prefix_cache(engine, hf_model_factory):
     engine.generate([prompt], spec)
     model = hf_model_factory()
     perturb_(model, seed=13)
-    info = engine.load_weight_buckets([[(n, p.detach()) for n, p in model.named_parameters()]])
+    info = engine.load_weight_buckets(
+        [to_wire([(n, p.detach()) for n, p in model.named_parameters()])]
+    )
     assert info["bytes"] == sum(p.numel() * p.element_size() for p in model.parameters())
     assert info["load_s"] > 0 and info["finish_s"] > 0
     [(gen,)] = engine.generate([prompt], spec)
@@ -107,7 +110,7 @@ def test_update_invalidates_prefix_cache(engine, hf_model_factory):
 
 def test_restoring_original_weights_restores_logprobs(engine, hf_model, chat_prompts):
     prompt, response = chat_prompts[0], chat_prompts[1][2:12]
-    engine.load_weight_buckets([list(hf_model.state_dict().items())])
+    engine.load_weight_buckets([to_wire(list(hf_model.state_dict().items()))])
     [engine_lp] = engine.token_logprobs([prompt], [response])
     assert max_abs_diff(engine_lp, hf_token_logprobs(hf_model, prompt, response)) < TOL
 
@@ -119,7 +122,7 @@ def test_incomplete_update_is_refused_and_blocks_generation(engine, hf_model, ch
         engine.finish_weight_update()
     with pytest.raises(RuntimeError, match="push a complete set"):
         engine.generate(chat_prompts, SamplingSpec(max_tokens=2))
-    engine.load_weight_buckets([list(hf_model.state_dict().items())])
+    engine.load_weight_buckets([to_wire(list(hf_model.state_dict().items()))])
     assert engine.generate(chat_prompts[:1], SamplingSpec(max_tokens=2))[0][0].token_ids
 
 
@@ -142,7 +145,7 @@ def test_failed_bucket_leaves_engine_refusing_until_a_full_update(engine, hf_mod
     assert engine.health()["broken"]
     with pytest.raises(RuntimeError, match="push a complete set"):
         engine.token_logprobs(chat_prompts[:1], [[5, 6]])
-    engine.load_weight_buckets([named])
+    engine.load_weight_buckets([to_wire(named)])
     prompt, response = chat_prompts[0], chat_prompts[1][2:12]
     [engine_lp] = engine.token_logprobs([prompt], [response])
     assert max_abs_diff(engine_lp, hf_token_logprobs(hf_model, prompt, response)) < TOL

@@ -11,11 +11,14 @@ from cpe.algo import edit_budget
 from cpe.trainer.preflight import load_split
 from cpe.trainer.system import build_driver
 from cpe.types import SamplingSpec
+from cpe.weight_sync.buckets import from_wire
 
 
 def _weights(driver) -> dict[str, torch.Tensor]:
     return {
-        name: t.clone() for bucket in ray.get(driver.learners.export_ref()) for name, t in bucket
+        name: t.clone()
+        for wire in ray.get(driver.learners.export_ref())
+        for name, t in from_wire(wire)
     }
 
 

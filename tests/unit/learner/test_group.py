@@ -41,7 +41,7 @@ class FakeRank:
             "save_state",
             "save_hf",
             "load_state",
-            "export_buckets",
+            "export_wire",
         ):
             setattr(self, name, Remote(getattr(self, f"_{name}")))
 
@@ -78,8 +78,8 @@ class FakeRank:
         self.log.append((self.pool, self.rank, "load_state", path))
         return {}
 
-    def _export_buckets(self, bucket_mb: int) -> str:
-        self.log.append((self.pool, self.rank, "export_buckets", bucket_mb))
+    def _export_wire(self, bucket_mb: int) -> str:
+        self.log.append((self.pool, self.rank, "export_wire", bucket_mb))
         return f"buckets-of-rank-{self.rank}"
 
 
@@ -244,7 +244,7 @@ def test_save_load_and_export_reach_every_rank(tmp_path):
 
     store.waits.clear()
     assert g.export_ref(16) == "buckets-of-rank-0"  # rank 0's buckets, not fetched
-    assert log == [("policy", 0, "export_buckets", 16), ("policy", 1, "export_buckets", 16)]
+    assert log == [("policy", 0, "export_wire", 16), ("policy", 1, "export_wire", 16)]
     assert store.waits == [["buckets-of-rank-1"]]  # the other ranks are waited for
 
 

@@ -126,4 +126,6 @@ def test_bandwidth_is_mib_over_the_transfer_time():
 
 def test_metas_bytes_counts_every_element_at_its_dtype():
     # 4x3 fp32 = 48 bytes, 5 bf16 = 10 bytes, a scalar fp32 = 4 bytes
-    assert metas_bytes([("a", "float32", [4, 3]), ("b", "bfloat16", [5]), ("c", "float32", [])]) == 62
+    assert (
+        metas_bytes([("a", "float32", [4, 3]), ("b", "bfloat16", [5]), ("c", "float32", [])]) == 62
+    )
