@@ -124,6 +124,20 @@ class AlgorithmConfig:
 
 
 @dataclass
+class LoraConfig:
+    """LoRA adapters on the policy (the value model trains in full). The engines get the
+    merged weights, so rollouts sample exactly the trained policy."""
+
+    rank: int = 0  # 0 = full fine-tuning
+    alpha: float = 16.0
+    target_modules: list[str] = field(
+        default_factory=lambda: [
+            "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
+        ]
+    )
+
+
+@dataclass
 class LearnerConfig:
     zero_stage: int = 2
     # ZeRO reduce/all-gather bucket size in elements (DeepSpeed's default 5e8 is 2 GB of
@@ -140,6 +154,7 @@ class LearnerConfig:
     grad_clip: float = 1.0
     gradient_checkpointing: bool = False
     torch_adam: bool = True
+    lora: LoraConfig = field(default_factory=LoraConfig)
 
 
 @dataclass
@@ -152,6 +167,10 @@ class TrainerConfig:
     resume: str = "auto"  # auto | never | a checkpoint folder
     sync_check_tokens: int = 8
     seed: int = 0
+    # > 1: cut each step's prompts into this many chunks that go through generate ->
+    # critique -> edit -> score on their own, so the rollout and GRM pools work at the
+    # same time (cpe mode; cpe.trainer.pipeline). Same samples as 1, other timing.
+    pipeline_chunks: int = 1
     # Every k steps, run the eval set through the current policy and the judge (vs the
     # initial policy's answers, generated before step 1); 0 = never.
     eval_every: int = 0

@@ -139,6 +139,7 @@ def explain_once(device: str = "cpu", file=None) -> bool:
 
 # time/<phase> keys in step order, with their short labels; other phases are left out.
 PHASES = (
+    ("pipeline", "pipe"),  # generate..score overlapped (trainer.pipeline_chunks > 1)
     ("generate", "gen"),
     ("critique", "crit"),
     ("edit", "edit"),

@@ -37,6 +37,7 @@ def _registry_choices() -> dict[str, tuple[str, ...]]:
     from cpe.reward.base import MODES as GRM_MODES
     from cpe.reward.factory import GRM_BACKENDS
     from cpe.trainer.makers import MAKERS
+    from cpe.trainer.pipeline import PIPELINED_MAKERS
     from cpe.weight_sync.backends import WEIGHT_SYNC_BACKENDS
 
     return {
@@ -45,6 +46,7 @@ def _registry_choices() -> dict[str, tuple[str, ...]]:
         "policy_loss": tuple(algo.POLICY_LOSSES),
         "kl": tuple(algo.KL_ESTIMATORS),
         "mode": tuple(MAKERS),
+        "pipelined_mode": tuple(PIPELINED_MAKERS),
         "grm_backend": tuple(GRM_BACKENDS),
         "grm_mode": GRM_MODES,
         "weight_sync": tuple(WEIGHT_SYNC_BACKENDS),
@@ -216,6 +218,7 @@ def _learner(cfg: CPEConfig, c: _Checker) -> None:
     c.positive(lr.mini_batch_prompts, "learner.mini_batch_prompts")
     c.non_negative(lr.weight_decay, "learner.weight_decay")
     c.non_negative(lr.warmup_steps, "learner.warmup_steps")
+    _lora(lr, c)
     batch = cfg.trainer.rollout_batch_prompts
     if lr.mini_batch_prompts > 0 and batch % lr.mini_batch_prompts:
         c.require(
@@ -235,6 +238,22 @@ def _learner(cfg: CPEConfig, c: _Checker) -> None:
             )
 
 
+def _lora(lr, c: _Checker) -> None:
+    lora = lr.lora
+    c.non_negative(lora.rank, "learner.lora.rank")
+    if lora.rank <= 0:
+        return
+    c.positive(lora.alpha, "learner.lora.alpha")
+    c.require(bool(lora.target_modules), "learner.lora.target_modules", "is empty")
+    # The merged export reads whole base weights; under ZeRO-3 they are partitioned.
+    c.require(
+        lr.zero_stage < 3,
+        "learner.lora.rank",
+        f"LoRA runs with learner.zero_stage 0-2 (got {lr.zero_stage}): the adapters' small "
+        "optimizer state is what ZeRO-3 would save",
+    )
+
+
 def _trainer(cfg: CPEConfig, c: _Checker) -> None:
     t = cfg.trainer
     c.positive(t.rollout_batch_prompts, "trainer.rollout_batch_prompts")
@@ -243,6 +262,16 @@ def _trainer(cfg: CPEConfig, c: _Checker) -> None:
     c.positive(t.save_every, "trainer.save_every")
     c.positive(t.keep_checkpoints, "trainer.keep_checkpoints")
     c.non_negative(t.eval_every, "trainer.eval_every")
+    c.positive(t.pipeline_chunks, "trainer.pipeline_chunks")
+    if t.pipeline_chunks > 1:
+        mode = cfg.algorithm.mode
+        pipelined = _registry_choices()["pipelined_mode"]
+        c.require(
+            mode in pipelined,
+            "trainer.pipeline_chunks",
+            f"{t.pipeline_chunks}, but algorithm.mode={mode} has no pipelined maker "
+            f"(only {', '.join(pipelined)}): set it to 1",
+        )
     _resume(t.resume, c)
 
 

@@ -67,6 +67,9 @@ def comparisons(results: dict[str, dict]) -> dict:
     if "grpo" in ok and "trl" in ok:
         trl, cpe = (ok[k]["summary"]["step_s"]["median"] for k in ("trl", "grpo"))
         out["trl_over_cpe_grpo"] = trl / cpe  # > 1: cpe is faster
+    if "grpo" in ok and "grpo-lora" in ok:
+        lora, full = (ok[k]["summary"]["step_s"]["median"] for k in ("grpo-lora", "grpo"))
+        out["lora_over_full"] = lora / full  # < 1: LoRA steps are faster
     sync = next((v["summary"]["sync"] for v in ok.values() if v["summary"]["sync"]), None)
     if sync and sync.get("sync/mb"):
         out["memcpy_mb_per_s"] = memcpy_mb_per_s(sync["sync/mb"])
@@ -78,6 +81,8 @@ def report(model: str, result: dict) -> list[str]:
     lines = [f"== {model}: {json.dumps(result['workload'])}", *table(contenders)]
     if "trl_over_cpe_grpo" in result:
         lines.append(f"TRL-GRPO / cpe-GRPO median step: {result['trl_over_cpe_grpo']:.2f}x")
+    if "lora_over_full" in result:
+        lines.append(f"GRPO LoRA / full median step: {result['lora_over_full']:.2f}x")
     lines.append("phase shares of the step (cpe; 'other' is clocked between phases):")
     for name, r in contenders.items():
         if "error" not in r:

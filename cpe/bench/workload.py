@@ -64,7 +64,8 @@ def chat_prompts(records_path: Path) -> list[list[dict[str, str]]]:
 
 # cpe variant -> overrides on top of the shared ones. "grpo": group-normalised
 # advantages, no value model (so the one policy rank takes both cores); "ppo": GAE with
-# a value model; "cpe": critique -> edit -> hybrid loss (the python reward writes the
+# a value model; "grpo-lora": GRPO training LoRA adapters (rank 16; the engines get the
+# merged weights); "cpe": critique -> edit -> hybrid loss (the python reward writes the
 # critique, so the edit phase is real generation).
 VARIANTS: dict[str, tuple[str, ...]] = {
     "grpo": (
@@ -72,6 +73,13 @@ VARIANTS: dict[str, tuple[str, ...]] = {
         "algorithm.advantage=grpo",
         "cluster.pools.value.ranks=0",
         "cluster.pools.policy.devices_per_rank=2",
+    ),
+    "grpo-lora": (
+        "algorithm=ppo",
+        "algorithm.advantage=grpo",
+        "cluster.pools.value.ranks=0",
+        "cluster.pools.policy.devices_per_rank=2",
+        "learner.lora.rank=16",
     ),
     "ppo": ("algorithm=ppo",),
     "cpe": ("algorithm=cpe",),

@@ -3,12 +3,15 @@ the hybrid CPE loss or plain PPO), HF export."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from cpe.algo import POLICY_LOSSES, kl_penalty, masked_mean
 from cpe.batch import TensorBatch
 from cpe.learner.base import DeepSpeedWorker
 from cpe.learner.hf_io import save_hf_folder
+from cpe.learner.lora import merged_weights, with_lora
 from cpe.learner.tokens import token_entropy, token_logprobs
 
 
@@ -23,15 +26,29 @@ def token_weights(batch: TensorBatch) -> dict[str, float]:
     }
 
 
+ADAPTER_FOLDER = "lora_adapter"  # inside policy_hf/ when learner.lora.rank > 0
+
+
 class PolicyWorker(DeepSpeedWorker):
     role = "actor"
 
     def build_module(self, config, torch_dtype: torch.dtype) -> torch.nn.Module:
         from transformers import AutoModelForCausalLM
 
-        return AutoModelForCausalLM.from_pretrained(
+        model = AutoModelForCausalLM.from_pretrained(
             self.model_path, config=config, dtype=torch_dtype
         )
+        return with_lora(model, self.cfg.lora) if self.lora else model
+
+    @property
+    def lora(self) -> bool:
+        return self.cfg.lora.rank > 0
+
+    def _named_parameters(self) -> list[tuple[str, torch.Tensor]]:
+        # With LoRA: the merged weights by their base names (what engines and HF load).
+        if self.lora:
+            return merged_weights(self.engine.module)
+        return super()._named_parameters()
 
     def _logits(self, batch: TensorBatch) -> torch.Tensor:
         """Logits from the position before the first response token on: no row needs
@@ -132,6 +149,8 @@ class PolicyWorker(DeepSpeedWorker):
         named = [item for bucket in self.export_buckets() for item in bucket]
         if self.rank == 0:
             save_hf_folder(path, named, self.model_path, max_shard_mb * 1024**2)
+            if self.lora:  # the adapter alone too, for serving it on the base model
+                self.engine.module.save_pretrained(str(Path(path) / ADAPTER_FOLDER))
         if self.world_size > 1:
             tdist.barrier()
         return path if self.rank == 0 else None

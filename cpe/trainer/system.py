@@ -19,6 +19,7 @@ from cpe.trainer.checkpoint import CheckpointManager, read_driver_state, resolve
 from cpe.trainer.driver import Driver
 from cpe.trainer.makers import MAKERS, MakerSettings, Prompter
 from cpe.trainer.metrics import MetricsLogger
+from cpe.trainer.pipeline import PIPELINED_MAKERS
 from cpe.trainer.timing import PhaseTimer
 from cpe.weight_sync.backends import WEIGHT_SYNC_BACKENDS, SyncCheck
 
@@ -170,7 +171,10 @@ def _maker(cfg: CPEConfig, system: System, paths: dict[str, str], prompter: Prom
     # Rows split evenly over every rank pool that trains (ZeRO's equal shards).
     divisor = math.lcm(*(n for n in (system.placement.slots(p) for p in ("policy", "value")) if n))
     settings = MakerSettings.from_config(cfg, divisor)
-    return MAKERS[cfg.algorithm.mode](system.rollout, grm, prompter, settings, timer)
+    args = (system.rollout, grm, prompter, settings, timer)
+    if cfg.trainer.pipeline_chunks > 1:
+        return PIPELINED_MAKERS[cfg.algorithm.mode](*args, chunks=cfg.trainer.pipeline_chunks)
+    return MAKERS[cfg.algorithm.mode](*args)
 
 
 def _weight_sync(cfg: CPEConfig, system: System, check: SyncCheck):

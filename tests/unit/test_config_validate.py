@@ -209,3 +209,28 @@ def test_grpo_places_no_value_model_and_says_so_for_a_value_pool():
     assert "value" not in model_roles(cfg)
     with pytest.raises(Exception, match=r"cluster.pools.value.ranks: 0 must be > 0"):
         load_config(["experiment=tiny_cpu", "cluster.pools.value.ranks=0"])
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["learner.lora.rank=-1"], "learner.lora.rank: -1 must be >= 0"),
+        (["learner.lora.rank=8", "learner.lora.alpha=0"], "learner.lora.alpha: 0.0 must be > 0"),
+        (["learner.lora.rank=8", "learner.lora.target_modules=[]"], "learner.lora.target_modules: is empty"),
+        (
+            ["learner.lora.rank=8", "learner.zero_stage=3"],
+            "learner.lora.rank: LoRA runs with learner.zero_stage 0-2 (got 3)",
+        ),
+    ],
+)
+def test_lora_settings_are_checked(overrides, expected):
+    assert expected in _error_for(*overrides)
+
+
+def test_pipeline_chunks_are_checked():
+    assert "trainer.pipeline_chunks: 0 must be > 0" in _error_for("trainer.pipeline_chunks=0")
+    assert (
+        "trainer.pipeline_chunks: 2, but algorithm.mode=ppo has no pipelined maker (only cpe)"
+        in _error_for("trainer.pipeline_chunks=2", "algorithm=ppo")
+    )
+    load_config(["experiment=tiny_cpu", "trainer.pipeline_chunks=2"])  # cpe mode: fine

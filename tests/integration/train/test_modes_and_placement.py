@@ -96,3 +96,28 @@ def test_an_actor_computes_on_the_cpus_its_bundle_reserves(ray_session, tiny_con
         assert ray.get([two.threads.remote(), one.threads.remote()]) == [(2, 2), (1, 1)]
     finally:
         placement.remove()
+
+
+def test_lora_policy_trains_and_the_engines_follow_it(
+    ray_session, tiny_config, train_in_process, tmp_path
+):
+    cfg = tiny_config(
+        tmp_path,
+        "algorithm=ppo",
+        "learner.mini_batch_prompts=4",
+        "algorithm.advantage=grpo",
+        "cluster.pools.value.ranks=0",
+        "grm=python",
+        "grm.python_function=cpe.reward.rules:letter_reward",
+        "cluster.pools.grm.engines=0",
+        "learner.lora.rank=4",
+        "trainer.total_steps=2",
+        "trainer.save_every=2",
+    )
+    train_in_process(cfg, 2)
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2]
+    for row in rows:  # the engines sample from the merged policy the learners hold
+        assert row["sync/logprob_gap_max"] < 1e-4 and row["policy/grad_norm"] > 0
+    hf = tmp_path / "checkpoints" / "step_000002" / "policy_hf"
+    assert (hf / "config.json").exists() and (hf / "lora_adapter" / "adapter_config.json").exists()

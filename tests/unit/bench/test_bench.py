@@ -58,8 +58,10 @@ def test_the_ratio_and_memcpy_reference():
     def result(median, sync=None):
         return {"summary": {"step_s": {"median": median}, "sync": sync or {}}}
 
-    out = comparisons({"grpo": result(20.0, {"sync/mb": 1.0}), "trl": result(50.0)})
-    assert out["trl_over_cpe_grpo"] == 2.5
+    out = comparisons(
+        {"grpo": result(20.0, {"sync/mb": 1.0}), "grpo-lora": result(15.0), "trl": result(50.0)}
+    )
+    assert out["trl_over_cpe_grpo"] == 2.5 and out["lora_over_full"] == 0.75
     assert out["memcpy_mb_per_s"] > 0
     assert comparisons({"grpo": result(20.0), "trl": {"error": "exit 1"}}) == {}
 
@@ -76,8 +78,9 @@ def test_every_cpe_contender_is_a_valid_config_of_the_shared_workload(tmp_path, 
     assert cfg.learner.micro_batch_size == w.micro_batch_rows and cfg.learner.actor_lr == w.lr
     assert cfg.trainer.total_steps == w.steps and cfg.algorithm.kl.coef == 0.0
     assert not cfg.learner.gradient_checkpointing  # as TRL is told
-    if variant == "grpo":  # no value model: the one policy rank gets both cores
+    if variant.startswith("grpo"):  # no value model: the one policy rank gets both cores
         assert cfg.cluster.pools.value.ranks == 0 and cfg.cluster.pools.policy.devices_per_rank == 2
+    assert cfg.learner.lora.rank == (16 if variant == "grpo-lora" else 0)
 
 
 def test_trl_gets_the_very_messages_cpe_renders_and_the_same_reward(tmp_path):

@@ -1,0 +1,65 @@
+"""LoRA adapters on the policy (PEFT), and the policy's weights with them folded in.
+
+The engines and the HF export get merged weights under the base model's own names, so
+vLLM samples from exactly the policy being trained and a checkpoint loads anywhere a
+full model does; the adapter itself is saved beside it for per-user serving.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cpe.config import LoraConfig
+
+ADAPTER = "default"  # PEFT's name for the one adapter get_peft_model adds
+_PEFT_PREFIX = "base_model.model."
+
+
+def with_lora(module: nn.Module, cfg: LoraConfig) -> nn.Module:
+    """``module`` with trainable LoRA adapters on ``cfg.target_modules``, everything else
+    frozen. No LoRA dropout: the loss's π_θ must be the function that scored pi_old."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    config = PeftLoraConfig(
+        r=cfg.rank,
+        lora_alpha=cfg.alpha,
+        lora_dropout=0.0,
+        target_modules=list(cfg.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(module, config)
+
+
+def base_name(peft_name: str) -> str:
+    """The base model's parameter name of a PEFT-wrapped one:
+    ``base_model.model.model.layers.0.self_attn.q_proj.base_layer.weight`` ->
+    ``model.layers.0.self_attn.q_proj.weight``."""
+    return peft_name.removeprefix(_PEFT_PREFIX).replace(".base_layer.", ".")
+
+
+def merged_weights(peft_model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """Every base weight by its base name, with its adapter's ``scale * B @ A`` added.
+
+    Computed out of place: merging into the frozen weights and unmerging after each sync
+    would leave rounding drift in them.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    deltas = {
+        f"{name}.base_layer.weight": module.get_delta_weight(ADAPTER)
+        for name, module in peft_model.named_modules()
+        if isinstance(module, LoraLayer) and ADAPTER in module.lora_A
+    }
+    out = []
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if ".lora_" in name:
+                continue
+            weight = param.detach()
+            if name in deltas:
+                weight = weight + deltas[name].to(weight.dtype)
+            out.append((base_name(name), weight))
+    return out
