@@ -216,7 +216,10 @@ def test_grpo_places_no_value_model_and_says_so_for_a_value_pool():
     [
         (["learner.lora.rank=-1"], "learner.lora.rank: -1 must be >= 0"),
         (["learner.lora.rank=8", "learner.lora.alpha=0"], "learner.lora.alpha: 0.0 must be > 0"),
-        (["learner.lora.rank=8", "learner.lora.target_modules=[]"], "learner.lora.target_modules: is empty"),
+        (
+            ["learner.lora.rank=8", "learner.lora.target_modules=[]"],
+            "learner.lora.target_modules: is empty",
+        ),
         (
             ["learner.lora.rank=8", "learner.zero_stage=3"],
             "learner.lora.rank: LoRA runs with learner.zero_stage 0-2 (got 3)",

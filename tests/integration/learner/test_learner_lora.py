@@ -43,7 +43,12 @@ def test_lora_trains_adapters_and_exports_the_merged_policy(ray_session, tiny_mo
         after = weights(ray, actors)
         assert metrics["grad_norm"] > 0 and max_diff(before, after) > 1e-5
         # adapters on attention and MLP projections only: embeddings and norms stay put
-        assert max_diff({"e": after["model.embed_tokens.weight"]}, {"e": base["model.embed_tokens.weight"]}) == 0.0
+        assert (
+            max_diff(
+                {"e": after["model.embed_tokens.weight"]}, {"e": base["model.embed_tokens.weight"]}
+            )
+            == 0.0
+        )
 
         (learner_logp,) = call(ray, actors, "logprobs", batch, TEMPERATURE)
         merged = hf_model(tiny_model, after)

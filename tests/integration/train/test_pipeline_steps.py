@@ -9,7 +9,7 @@ from cpe.trainer.metrics import read_metrics
 
 
 def samples(run_dir) -> list[dict]:
-    lines = (run_dir / "samples" / "step_1.jsonl").read_text().splitlines()
+    lines = (run_dir / "samples" / "step_000001.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines]
 
 

@@ -36,14 +36,18 @@ def tiny_llama():
 def test_merged_weights_equal_peft_merge_and_keep_the_base_untouched():
     base = tiny_llama()
     names = [n for n, _ in base.named_parameters()]
-    model = with_lora(tiny_llama(), LoraConfig(rank=4, alpha=8.0, target_modules=["q_proj", "down_proj"]))
+    model = with_lora(
+        tiny_llama(), LoraConfig(rank=4, alpha=8.0, target_modules=["q_proj", "down_proj"])
+    )
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert trainable and all(".lora_" in n for n in trainable)
     with torch.no_grad():  # B starts at 0: give the adapters something to add
         for n, p in model.named_parameters():
             if "lora_B" in n:
                 p.normal_()
-    frozen_before = {n: p.detach().clone() for n, p in model.named_parameters() if ".lora_" not in n}
+    frozen_before = {
+        n: p.detach().clone() for n, p in model.named_parameters() if ".lora_" not in n
+    }
 
     merged = dict(merged_weights(model))
     assert list(merged) == names  # the base model's names, in its order, tied head once

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.unit
 
 def pipelined(chunks, **kwargs):
     maker, rollout = build(CPEMaker, **kwargs)
-    return PipelinedCPEMaker(maker.rollout, maker.grm, maker.prompter, maker.s, PhaseTimer(), chunks=chunks), rollout
+    return PipelinedCPEMaker(
+        maker.rollout, maker.grm, maker.prompter, maker.s, PhaseTimer(), chunks=chunks
+    ), rollout
 
 
 def plain(sample) -> dict:
@@ -63,12 +65,7 @@ def test_one_chunk_per_call_in_chunk_order_and_the_pools_overlap():
     sizes = [(len(c.prompts), c.spec.n) for c in rollout.calls]
     assert sizes == [(1, 2)] * 3 + [(2, 1), (2, 1), (1, 1)]
     assert [s.group_id for s in exp.originals] == [0, 0, 1, 1, 2, 2]
-    overlaps = [
-        (a, b)
-        for a in busy["rollout"]
-        for b in busy["grm"]
-        if a[0] < b[1] and b[0] < a[1]
-    ]
+    overlaps = [(a, b) for a in busy["rollout"] for b in busy["grm"] if a[0] < b[1] and b[0] < a[1]]
     assert overlaps, "the GRM never worked while the rollout pool did"
 
 
