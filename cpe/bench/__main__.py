@@ -15,16 +15,28 @@ from pathlib import Path
 
 from cpe.bench.contenders import run_cpe, run_trl
 from cpe.bench.figures import memcpy_mb_per_s, phase_lines, table
-from cpe.bench.workload import MODELS, VARIANTS, Workload, cpe_overrides, write_records
+from cpe.bench.workload import (
+    DEFAULT_VARIANTS,
+    MODELS,
+    VARIANTS,
+    Workload,
+    cpe_overrides,
+    write_records,
+)
 from cpe.compose import load_config
 
 CONTENDERS = (*VARIANTS, "trl")
+DEFAULT_CONTENDERS = (*DEFAULT_VARIANTS, "trl")  # cpe-grm(-overlap): ask for them
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m cpe.bench", description=__doc__)
     p.add_argument("--models", default="tiny,smollm2", help=f"comma list of {', '.join(MODELS)}")
-    p.add_argument("--contenders", default=",".join(CONTENDERS), help="comma list")
+    p.add_argument(
+        "--contenders",
+        default=",".join(DEFAULT_CONTENDERS),
+        help=f"comma list of {', '.join(CONTENDERS)}",
+    )
     p.add_argument("--repeats", type=int, default=3, help="measured steps after one warm-up")
     p.add_argument("--out", type=Path, default=None, help="default runs/bench-<time>")
     args = p.parse_args(argv)
@@ -70,6 +82,9 @@ def comparisons(results: dict[str, dict]) -> dict:
     if "grpo" in ok and "grpo-lora" in ok:
         lora, full = (ok[k]["summary"]["step_s"]["median"] for k in ("grpo-lora", "grpo"))
         out["lora_over_full"] = lora / full  # < 1: LoRA steps are faster
+    if "cpe-grm" in ok and "cpe-grm-overlap" in ok:
+        on, off = (ok[k]["summary"]["step_s"]["median"] for k in ("cpe-grm-overlap", "cpe-grm"))
+        out["overlap_on_over_off"] = on / off  # < 1: overlapping is faster
     sync = next((v["summary"]["sync"] for v in ok.values() if v["summary"]["sync"]), None)
     if sync and sync.get("sync/mb"):
         out["memcpy_mb_per_s"] = memcpy_mb_per_s(sync["sync/mb"])
@@ -83,6 +98,8 @@ def report(model: str, result: dict) -> list[str]:
         lines.append(f"TRL-GRPO / cpe-GRPO median step: {result['trl_over_cpe_grpo']:.2f}x")
     if "lora_over_full" in result:
         lines.append(f"GRPO LoRA / full median step: {result['lora_over_full']:.2f}x")
+    if "overlap_on_over_off" in result:
+        lines.append(f"CPE with a vLLM GRM, overlap on / off: {result['overlap_on_over_off']:.2f}x")
     lines.append("phase shares of the step (cpe; 'other' is clocked between phases):")
     for name, r in contenders.items():
         if "error" not in r:

@@ -62,41 +62,47 @@ def chat_prompts(records_path: Path) -> list[list[dict[str, str]]]:
     return [policy_messages(r) for r in load_records(records_path)]
 
 
-# cpe variant -> overrides on top of the shared ones. "grpo": group-normalised
-# advantages, no value model (so the one policy rank takes both cores); "ppo": GAE with
-# a value model; "grpo-lora": GRPO training LoRA adapters (rank 16; the engines get the
-# merged weights); "cpe": critique -> edit -> hybrid loss (the python reward writes the
-# critique, so the edit phase is real generation).
+GRPO = (
+    "algorithm=ppo",
+    "algorithm.advantage=grpo",
+    "cluster.pools.value.ranks=0",
+    "cluster.pools.policy.devices_per_rank=2",  # no value rank: the policy takes both cores
+)
+PYTHON_GRM = ("grm=python", f"grm.python_function={REWARD_FUNCTION}", "cluster.pools.grm.engines=0")
+# The model's own GRM on vLLM, with a short critique budget to keep the bench short.
+VLLM_GRM = ("grm=vllm", "grm.max_new_tokens=128", "cluster.pools.grm.engines=1")
+
+# cpe variant -> its overrides, after the shared ones (so they win).
+# grpo: group-normalised advantages, no value model. grpo-lora: the same training LoRA
+# adapters (rank 16; the engines get the merged weights). ppo: GAE with a value model.
+# cpe: critique -> edit -> hybrid loss (the python reward writes the critique, so the
+# edit phase is real generation). cpe-grm / cpe-grm-overlap: CPE with a vLLM GRM pool,
+# phases one after another (each engine on both cores) / overlapped over 2 chunks of
+# the prompts (each engine on one core, so together they use the machine once).
 VARIANTS: dict[str, tuple[str, ...]] = {
-    "grpo": (
-        "algorithm=ppo",
-        "algorithm.advantage=grpo",
-        "cluster.pools.value.ranks=0",
-        "cluster.pools.policy.devices_per_rank=2",
+    "grpo": (*GRPO, *PYTHON_GRM),
+    "grpo-lora": (*GRPO, *PYTHON_GRM, "learner.lora.rank=16"),
+    "ppo": ("algorithm=ppo", *PYTHON_GRM),
+    "cpe": ("algorithm=cpe", *PYTHON_GRM),
+    "cpe-grm": ("algorithm=cpe", *VLLM_GRM, "cluster.pools.grm.devices_per_engine=2"),
+    "cpe-grm-overlap": (
+        "algorithm=cpe",
+        *VLLM_GRM,
+        "trainer.pipeline_chunks=2",
+        "cluster.pools.rollout.devices_per_engine=1",
+        "cluster.pools.grm.devices_per_engine=1",
     ),
-    "grpo-lora": (
-        "algorithm=ppo",
-        "algorithm.advantage=grpo",
-        "cluster.pools.value.ranks=0",
-        "cluster.pools.policy.devices_per_rank=2",
-        "learner.lora.rank=16",
-    ),
-    "ppo": ("algorithm=ppo",),
-    "cpe": ("algorithm=cpe",),
 }
+DEFAULT_VARIANTS = ("grpo", "grpo-lora", "ppo", "cpe")
 
 
 def cpe_overrides(w: Workload, variant: str, records: Path, run_dir: Path) -> list[str]:
     return [
         f"experiment={MODELS[w.model]}",
-        *VARIANTS[variant],
         "data=jsonl",
         f"data.train_path={records}",
-        "grm=python",
-        f"grm.python_function={REWARD_FUNCTION}",
-        "cluster.pools.grm.engines=0",
         "cluster.pools.policy.ranks=1",
-        "cluster.pools.rollout.devices_per_engine=2",
+        "cluster.pools.rollout.devices_per_engine=2",  # it runs alone: both cores
         f"rollout.n={w.n}",
         f"rollout.max_new_tokens={w.max_new_tokens}",
         f"rollout.edit_max_new_tokens={w.max_new_tokens}",
@@ -114,4 +120,5 @@ def cpe_overrides(w: Workload, variant: str, records: Path, run_dir: Path) -> li
         "algorithm.kl.coef=0.0",
         "logging.wandb_mode=disabled",
         f"logging.run_dir={run_dir}",
+        *VARIANTS[variant],
     ]

@@ -59,9 +59,16 @@ def test_the_ratio_and_memcpy_reference():
         return {"summary": {"step_s": {"median": median}, "sync": sync or {}}}
 
     out = comparisons(
-        {"grpo": result(20.0, {"sync/mb": 1.0}), "grpo-lora": result(15.0), "trl": result(50.0)}
+        {
+            "grpo": result(20.0, {"sync/mb": 1.0}),
+            "grpo-lora": result(15.0),
+            "trl": result(50.0),
+            "cpe-grm": result(40.0),
+            "cpe-grm-overlap": result(30.0),
+        }
     )
     assert out["trl_over_cpe_grpo"] == 2.5 and out["lora_over_full"] == 0.75
+    assert out["overlap_on_over_off"] == 0.75
     assert out["memcpy_mb_per_s"] > 0
     assert comparisons({"grpo": result(20.0), "trl": {"error": "exit 1"}}) == {}
 
@@ -81,6 +88,11 @@ def test_every_cpe_contender_is_a_valid_config_of_the_shared_workload(tmp_path, 
     if variant.startswith("grpo"):  # no value model: the one policy rank gets both cores
         assert cfg.cluster.pools.value.ranks == 0 and cfg.cluster.pools.policy.devices_per_rank == 2
     assert cfg.learner.lora.rank == (16 if variant == "grpo-lora" else 0)
+    assert cfg.trainer.pipeline_chunks == (2 if variant == "cpe-grm-overlap" else 1)
+    if variant.startswith("cpe-grm"):  # the engines share the cores only when overlapped
+        pools = cfg.cluster.pools
+        threads = pools.rollout.devices_per_engine + pools.grm.devices_per_engine
+        assert pools.grm.engines == 1 and threads == (2 if variant.endswith("overlap") else 4)
 
 
 def test_trl_gets_the_very_messages_cpe_renders_and_the_same_reward(tmp_path):
