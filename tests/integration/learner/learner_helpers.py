@@ -78,6 +78,13 @@ def hf_logprobs(model, batch: TensorBatch, temperature: float = TEMPERATURE) -> 
     return token_logprobs(logits, batch.input_ids, temperature) * batch.response_mask
 
 
+def rank0_weights(ray, actors) -> dict:
+    """Rank 0's exported weights by HF name (one bucket per parameter; every rank joins
+    the gather)."""
+    buckets = call(ray, actors, "export_buckets", 1)
+    return {name: t for bucket in buckets[0] for name, t in bucket}
+
+
 def max_diff(a: dict, b: dict) -> float:
     assert a.keys() == b.keys()
     return max(float((a[k] - b[k]).abs().max()) for k in a)

@@ -13,6 +13,7 @@ from learner_helpers import (
     kill,
     make_batch,
     max_diff,
+    rank0_weights,
     spawn,
     with_training_fields,
 )
@@ -23,24 +24,19 @@ from cpe.learner.policy import ADAPTER_FOLDER, PolicyWorker
 pytestmark = pytest.mark.timeout(600)
 
 
-def weights(ray, actors) -> dict:
-    ((buckets),) = call(ray, actors, "export_buckets", 1)
-    return {name: t for bucket in buckets for name, t in bucket}
-
-
 def test_lora_trains_adapters_and_exports_the_merged_policy(ray_session, tiny_model, tmp_path):
     ray = ray_session
     cfg = LearnerConfig(zero_stage=2, actor_lr=1e-2, micro_batch_size=2, lora=LoraConfig(rank=4))
     actors = spawn(ray, PolicyWorker, 1, tiny_model, cfg, AlgorithmConfig())
     try:
         base = {n: p.detach() for n, p in hf_model(tiny_model).named_parameters()}
-        before = weights(ray, actors)
+        before = rank0_weights(ray, actors)
         assert before.keys() == base.keys() and max_diff(before, base) == 0.0  # B = 0 at start
 
         batch = make_batch(seed=4)
         batch = with_training_fields(batch, call(ray, actors, "logprobs", batch, TEMPERATURE)[0], 4)
         (metrics,) = call(ray, actors, "train_step", batch, TEMPERATURE)
-        after = weights(ray, actors)
+        after = rank0_weights(ray, actors)
         assert metrics["grad_norm"] > 0 and max_diff(before, after) > 1e-5
         # adapters on attention and MLP projections only: embeddings and norms stay put
         assert (

@@ -33,19 +33,22 @@ def test_ppo_mode_trains_without_critiques_or_edits(
     assert (tmp_path / "checkpoints" / "step_000002" / "policy_hf" / "config.json").exists()
 
 
+# GRPO (no value model), one mini-batch per step, a rule reward (no GRM engines)
+GRPO_WITH_A_RULE = (
+    "algorithm=ppo",
+    "learner.mini_batch_prompts=4",
+    "algorithm.advantage=grpo",
+    "cluster.pools.value.ranks=0",
+    "grm=python",
+    "grm.python_function=cpe.reward.rules:letter_reward",
+    "cluster.pools.grm.engines=0",
+)
+
+
 def test_grpo_runs_without_a_value_model(ray_session, tiny_config, train_in_process, tmp_path):
     # No value rank is placed, built, trained or checkpointed; a resume knows it too. One
     # mini-batch per step: pi_old comes from the update's own forward (no separate pass).
-    overrides = (
-        "algorithm=ppo",
-        "learner.mini_batch_prompts=4",
-        "algorithm.advantage=grpo",
-        "cluster.pools.value.ranks=0",
-        "grm=python",
-        "grm.python_function=cpe.reward.rules:letter_reward",
-        "cluster.pools.grm.engines=0",
-        "trainer.save_every=1",
-    )
+    overrides = (*GRPO_WITH_A_RULE, "trainer.save_every=1")
     train_in_process(tiny_config(tmp_path, *overrides, "trainer.total_steps=1"), 1)
     checkpoint = tmp_path / "checkpoints" / "step_000001"
     assert (checkpoint / "policy_state").is_dir() and not (checkpoint / "value_state").exists()
@@ -103,13 +106,7 @@ def test_lora_policy_trains_and_the_engines_follow_it(
 ):
     cfg = tiny_config(
         tmp_path,
-        "algorithm=ppo",
-        "learner.mini_batch_prompts=4",
-        "algorithm.advantage=grpo",
-        "cluster.pools.value.ranks=0",
-        "grm=python",
-        "grm.python_function=cpe.reward.rules:letter_reward",
-        "cluster.pools.grm.engines=0",
+        *GRPO_WITH_A_RULE,
         "learner.lora.rank=4",
         "trainer.total_steps=2",
         "trainer.save_every=2",
