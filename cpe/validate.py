@@ -245,6 +245,14 @@ def _lora(lr, c: _Checker) -> None:
         return
     c.positive(lora.alpha, "learner.lora.alpha")
     c.require(bool(lora.target_modules), "learner.lora.target_modules", "is empty")
+    from cpe.learner.lora import UNSUPPORTED_TARGETS
+
+    bad = [t for t in lora.target_modules if t in UNSUPPORTED_TARGETS]
+    c.require(
+        not bad,
+        "learner.lora.target_modules",
+        f"{', '.join(bad)}: adapters go on linear layers only (not embeddings or the LM head)",
+    )
     # The merged export reads whole base weights; under ZeRO-3 they are partitioned.
     c.require(
         lr.zero_stage < 3,

@@ -16,6 +16,11 @@ ADAPTER = "default"  # PEFT's name for the one adapter get_peft_model adds
 _PEFT_PREFIX = "base_model.model."
 
 
+# Linear layers only: PEFT keeps embedding adapters under other names, and a tied LM head
+# is listed once (as the embedding), so adapters there would miss the merged export.
+UNSUPPORTED_TARGETS = ("embed_tokens", "lm_head")
+
+
 def with_lora(module: nn.Module, cfg: LoraConfig) -> nn.Module:
     """``module`` with trainable LoRA adapters on ``cfg.target_modules``, everything else
     frozen. No LoRA dropout: the loss's π_θ must be the function that scored pi_old."""
@@ -43,13 +48,14 @@ def base_name(peft_name: str) -> str:
 def merged_weights(peft_model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     """Every base weight by its base name, with its adapter's ``scale * B @ A`` added.
 
-    Computed out of place: merging into the frozen weights and unmerging after each sync
-    would leave rounding drift in them.
+    Computed out of place (merging into the frozen weights and unmerging after each sync
+    would leave rounding drift in them) and one layer at a time, so only one delta
+    exists at once beside the merged copies.
     """
     from peft.tuners.lora import LoraLayer
 
-    deltas = {
-        f"{name}.base_layer.weight": module.get_delta_weight(ADAPTER)
+    adapted = {
+        f"{name}.base_layer.weight": module
         for name, module in peft_model.named_modules()
         if isinstance(module, LoraLayer) and ADAPTER in module.lora_A
     }
@@ -59,7 +65,7 @@ def merged_weights(peft_model: nn.Module) -> list[tuple[str, torch.Tensor]]:
             if ".lora_" in name:
                 continue
             weight = param.detach()
-            if name in deltas:
-                weight = weight + deltas[name].to(weight.dtype)
+            if name in adapted:
+                weight = weight + adapted[name].get_delta_weight(ADAPTER).to(weight.dtype)
             out.append((base_name(name), weight))
     return out

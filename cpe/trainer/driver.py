@@ -150,7 +150,9 @@ class Driver:
     def log(self, exp: Experience, batch: TensorBatch, extra: dict[str, float]) -> dict[str, float]:
         metrics = {**experience_metrics(exp, batch), **extra, **self.timer.pop()}
         generated = sum(len(s.response_ids) for s in exp.originals + exp.edits)
-        gen_time = metrics.get("time/generate", 0.0) + metrics.get("time/edit", 0.0)
+        # Pipelined steps time generation together with critique and scoring.
+        gen_keys = ("time/generate", "time/edit", "time/pipeline")
+        gen_time = sum(metrics.get(k, 0.0) for k in gen_keys)
         metrics["perf/generated_tokens"] = float(generated)
         metrics["perf/gen_tokens_per_s"] = generated / gen_time if gen_time else 0.0
         metrics["epoch"] = self.cursor.epoch

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 from cpe.data.records import Record
 from cpe.rollout.pool import split_contiguous
@@ -39,11 +39,7 @@ class PipelinedCPEMaker(CPEMaker):
     def make(self, records: Sequence[Record], step: int) -> Experience:
         self.grm.reset_metrics()
         bounds = [(a, b) for a, b in split_contiguous(len(records), self.chunks) if b > a]
-        with (
-            self.step_timer("pipeline"),
-            ThreadPoolExecutor(1) as rollout,
-            ThreadPoolExecutor(1) as grm,
-        ):
+        with self.step_timer("pipeline"), _pool_threads() as (rollout, grm):
             originals = [
                 rollout.submit(self.generate_originals, records[a:b], step) for a, b in bounds
             ]
@@ -77,6 +73,18 @@ class PipelinedCPEMaker(CPEMaker):
             self.assign_scores(edits, self.grm.score(_items(edits)))
         else:
             self.assign_scores(originals + edits, self.grm.score(_items(originals + edits)))
+
+
+@contextmanager
+def _pool_threads():
+    """One thread per pool. On an error, chunks still queued are dropped, not run (a
+    running call that waits on a dropped one stops too)."""
+    rollout, grm = ThreadPoolExecutor(1), ThreadPoolExecutor(1)
+    try:
+        yield rollout, grm
+    finally:
+        for executor in (rollout, grm):
+            executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _renumbered(

@@ -237,3 +237,12 @@ def test_pipeline_chunks_are_checked():
         in _error_for("trainer.pipeline_chunks=2", "algorithm=ppo")
     )
     load_config(["experiment=tiny_cpu", "trainer.pipeline_chunks=2"])  # cpe mode: fine
+
+
+def test_lora_on_embeddings_or_the_head_is_refused():
+    assert (
+        "learner.lora.target_modules: embed_tokens, lm_head: adapters go on linear layers only"
+        in _error_for(
+            "learner.lora.rank=8", "learner.lora.target_modules=[q_proj,embed_tokens,lm_head]"
+        )
+    )

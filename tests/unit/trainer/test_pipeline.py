@@ -81,3 +81,18 @@ def test_fewer_than_two_chunks_is_not_a_pipeline():
     maker, _ = build(CPEMaker)
     with pytest.raises(ValueError, match=">= 2 chunks"):
         PipelinedCPEMaker(maker.rollout, maker.grm, maker.prompter, maker.s, PhaseTimer(), chunks=1)
+
+
+def test_a_failing_chunk_fails_the_step_and_drops_the_queued_work():
+    maker, rollout = pipelined(3)
+    calls = []
+
+    def broken(items):
+        calls.append(len(items))
+        raise RuntimeError("GRM engine died")
+
+    maker.grm.critique = broken
+    with pytest.raises(RuntimeError, match="GRM engine died"):
+        maker.make(make_records(3), step=1)
+    # every edit waits on its chunk's critique: only the 3 generations reached the pool
+    assert calls and [c.spec.n for c in rollout.calls] == [2, 2, 2]
