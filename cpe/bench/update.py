@@ -14,7 +14,7 @@ import torch
 
 from cpe.batch import TensorBatch
 from cpe.config import AlgorithmConfig, LearnerConfig
-from cpe.learner.tokens import token_logprobs
+from cpe.learner.tokens import logits_to_keep, token_logprobs
 
 ROWS, MICRO = 32, 8
 
@@ -40,12 +40,11 @@ def plain_step(model, optimizer, batch: TensorBatch) -> None:
     chunks = batch.chunks(MICRO)
     for micro in chunks:
         micro = micro.trimmed()
-        keep = micro.input_ids.shape[1] - max(micro.first_response_column() - 1, 0)
         logits = model(
             input_ids=micro.input_ids,
             attention_mask=micro.attention_mask,
             use_cache=False,
-            logits_to_keep=keep,
+            logits_to_keep=logits_to_keep(micro),
         ).logits
         logp = token_logprobs(logits, micro.input_ids, 1.0)
         mask = micro.response_mask

@@ -12,7 +12,7 @@ from cpe.batch import TensorBatch
 from cpe.learner.base import DeepSpeedWorker
 from cpe.learner.hf_io import save_hf_folder
 from cpe.learner.lora import merged_weights, with_lora
-from cpe.learner.tokens import token_entropy, token_logprobs
+from cpe.learner.tokens import logits_to_keep, token_entropy, token_logprobs
 
 
 def token_weights(batch: TensorBatch) -> dict[str, float]:
@@ -51,15 +51,11 @@ class PolicyWorker(DeepSpeedWorker):
         return super()._named_parameters()
 
     def _logits(self, batch: TensorBatch) -> torch.Tensor:
-        """Logits from the position before the first response token on: no row needs
-        the prompt positions' next-token distributions, and over a vocabulary of tens of
-        thousands the LM head and the log-softmax there cost as much as a few layers."""
-        keep = batch.input_ids.shape[1] - max(batch.first_response_column() - 1, 0)
         return self.engine(
             input_ids=batch.input_ids,
             attention_mask=batch.attention_mask,
             use_cache=False,
-            logits_to_keep=keep,
+            logits_to_keep=logits_to_keep(batch),
         ).logits
 
     def logprobs(self, batch: TensorBatch, temperature: float = 1.0) -> torch.Tensor:

@@ -43,6 +43,14 @@ def token_entropy(
     return F.pad(-(logp.exp() * logp).sum(-1), (first, 0))
 
 
+def logits_to_keep(batch) -> int:
+    """How many final positions' logits a model run on ``batch`` (a TensorBatch) must
+    return: from the position before the first response token on. No row needs the
+    prompt positions' next-token distributions, and over a vocabulary of tens of
+    thousands the LM head and the log-softmax there cost as much as a few layers."""
+    return batch.input_ids.shape[1] - max(batch.first_response_column() - 1, 0)
+
+
 def _first_predicted(logits: torch.Tensor, input_ids: torch.Tensor) -> int:
     """The first token whose log-prob the logits give: 1 for full logits, L − k + 1
     for the last k positions."""

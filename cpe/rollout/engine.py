@@ -109,7 +109,7 @@ class VLLMEngine:
         for wire in buckets:
             bucket = from_wire(list(wire))
             self.update_weights(bucket)
-            nbytes += sum(t.numel() * t.element_size() for _, t in bucket)
+            nbytes += sum(t.nbytes for _, t in bucket)
         load_s = time.perf_counter() - started
         return {**self.finish_weight_update(version), "bytes": nbytes, "load_s": load_s}
 

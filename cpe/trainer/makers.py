@@ -180,11 +180,20 @@ class CPEMaker(PPOMaker):
             critiques = self.grm.critique(_items(originals))
         edits = self.generate_edits(originals, critiques, step)
         with self.timer("score"):
-            if self.grm.critique_gives_reward:
-                self.assign_scores(originals, critiques)
-                self.assign_scores(edits, self.grm.score(_items(edits)))
-            else:
-                self.assign_scores(originals + edits, self.grm.score(_items(originals + edits)))
+            self.score_pairs(originals, critiques, edits)
+        return self.experience(originals, edits)
+
+    def score_pairs(self, originals: list[Sample], critiques, edits: list[Sample]) -> None:
+        """Rewards of originals and their edits: single_call critiques already carry the
+        originals' rewards, so only the edits are scored then."""
+        if self.grm.critique_gives_reward:
+            self.assign_scores(originals, critiques)
+            self.assign_scores(edits, self.grm.score(_items(edits)))
+        else:
+            self.assign_scores(originals + edits, self.grm.score(_items(originals + edits)))
+
+    def experience(self, originals: list[Sample], edits: list[Sample]) -> Experience:
+        """The step's experience with this step's GRM counters and the selected edits."""
         exp = Experience(originals, edits, grm_stats=self.grm.metrics())
         exp.selected = self.select(exp)
         return exp

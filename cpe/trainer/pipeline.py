@@ -55,10 +55,7 @@ class PipelinedCPEMaker(CPEMaker):
             for future in scored:
                 future.result()
             parts = [(o.result(), e.result()) for o, e in zip(originals, edits, strict=True)]
-        all_originals, all_edits = _renumbered(parts, [a for a, _ in bounds])
-        exp = Experience(all_originals, all_edits, grm_stats=self.grm.metrics())
-        exp.selected = self.select(exp)
-        return exp
+        return self.experience(*_renumbered(parts, [a for a, _ in bounds]))
 
     def _critique(self, originals: Future) -> list:
         return self.grm.critique(_items(originals.result()))
@@ -67,12 +64,7 @@ class PipelinedCPEMaker(CPEMaker):
         return self.generate_edits(originals.result(), critiques.result(), step)
 
     def _score(self, originals: Future, critiques: Future, edits: Future) -> None:
-        originals, critiques, edits = originals.result(), critiques.result(), edits.result()
-        if self.grm.critique_gives_reward:
-            self.assign_scores(originals, critiques)
-            self.assign_scores(edits, self.grm.score(_items(edits)))
-        else:
-            self.assign_scores(originals + edits, self.grm.score(_items(originals + edits)))
+        self.score_pairs(originals.result(), critiques.result(), edits.result())
 
 
 @contextmanager

@@ -17,6 +17,7 @@ greedy tokens and reports the gap.
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -106,7 +107,7 @@ def engine_load_metrics(loads: list[dict]) -> dict[str, float]:
 
 
 class ObjectStoreSync(PushAndCheck):
-    def transfer(self, version: int) -> None:
+    def transfer(self, version: int) -> dict[str, float]:
         # One ObjectRef to rank 0's bucket list, resolved inside each engine: the
         # tensors never pass through the driver.
         loads = self.engines.load_weight_buckets(self.learners.export_ref(self.bucket_mb), version)
@@ -161,13 +162,7 @@ class NcclBroadcastSync(PushAndCheck):
 
 def metas_bytes(metas: list[tuple[str, str, list[int]]]) -> int:
     """Bytes of the parameters described by ``WeightSender.weight_metas``."""
-    total = 0
-    for _, dtype, shape in metas:
-        numel = 1
-        for dim in shape:
-            numel *= dim
-        total += numel * getattr(torch, dtype).itemsize
-    return total
+    return sum(math.prod(shape) * getattr(torch, dtype).itemsize for _, dtype, shape in metas)
 
 
 WEIGHT_SYNC_BACKENDS: dict[str, type[PushAndCheck]] = {

@@ -197,3 +197,21 @@ class FakeSync:
         self.log.append(("push", version))
         self.versions.append(version)
         return dict(self.metrics)
+
+
+def tiny_llama(vocab_size: int = 64):
+    """A 2-layer Llama with tied embeddings, random weights (seed 0), built in memory."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(config)

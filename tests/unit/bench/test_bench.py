@@ -142,23 +142,14 @@ def test_report_prints_ratio_phases_sync_and_memory():
 
 def test_update_bench_batch_and_plain_step():
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from unit.fakes import tiny_llama
 
     from cpe.bench.update import ROWS, bench_batch, plain_step
 
     a, b = bench_batch(40000), bench_batch(40000)
     assert len(a) == ROWS and torch.equal(a.input_ids, b.input_ids)
     assert a.first_response_column() == 50  # the shortest prompt
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=40000,
-        hidden_size=8,
-        intermediate_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-    )
-    model = LlamaForCausalLM(config)
+    model = tiny_llama(vocab_size=40000)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     plain_step(model, torch.optim.AdamW(model.parameters(), lr=1e-3), a)
     moved = [n for n, p in model.named_parameters() if not torch.equal(p, before[n])]

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from unit.fakes import tiny_llama
 
 from cpe.config import LoraConfig
 from cpe.learner.lora import base_name, merged_weights, with_lora
@@ -15,22 +16,6 @@ def test_base_name_strips_the_peft_wrapping():
         == "model.layers.0.self_attn.q_proj.weight"
     )
     assert base_name("base_model.model.model.embed_tokens.weight") == "model.embed_tokens.weight"
-
-
-def tiny_llama():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        tie_word_embeddings=True,
-    )
-    return LlamaForCausalLM(config)
 
 
 def test_merged_weights_equal_peft_merge_and_keep_the_base_untouched():
