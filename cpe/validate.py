@@ -219,6 +219,12 @@ def _learner(cfg: CPEConfig, c: _Checker) -> None:
     c.non_negative(lr.weight_decay, "learner.weight_decay")
     c.non_negative(lr.warmup_steps, "learner.warmup_steps")
     _lora(lr, c)
+    c.require(
+        not (lr.shared_prefix and lr.gradient_checkpointing),
+        "learner.shared_prefix",
+        "needs learner.gradient_checkpointing=false (checkpointed layers drop the shared "
+        "prompt cache); set one of them to false",
+    )
     batch = cfg.trainer.rollout_batch_prompts
     if lr.mini_batch_prompts > 0 and batch % lr.mini_batch_prompts:
         c.require(

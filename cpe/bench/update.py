@@ -1,7 +1,8 @@
 """``python -m cpe.bench.update [--model smollm2] [--zero-stage 0]``: cpe's policy update
 against a plain PyTorch loop (forward, backward, AdamW) on the same tokens, same loss,
-same micro-batches and threads, in this process. It isolates what the learner adds
-(DeepSpeed, ZeRO, bookkeeping) from what any trainer must compute."""
+same micro-batches and threads, in this process. With ``learner.shared_prefix`` off it
+isolates what the learner adds (DeepSpeed, ZeRO, bookkeeping); on, it shows what running
+each prompt once for its n answers saves."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import argparse
 import os
 import time
 from dataclasses import replace
+from functools import partial
 
 import torch
 
@@ -16,16 +18,19 @@ from cpe.batch import TensorBatch
 from cpe.config import AlgorithmConfig, LearnerConfig
 from cpe.learner.tokens import logits_to_keep, token_logprobs
 
-ROWS, MICRO = 32, 8
+ROWS, MICRO, N = 32, 8, 4
 
 
 def bench_batch(vocab: int, seed: int = 0) -> TensorBatch:
-    """32 rows: prompts of 50-62 tokens, responses of 30-48 (ids below ``vocab``),
+    """32 rows as the bench workload makes them: 8 prompts of 136-155 tokens (its chat
+    prompts' lengths), each answered N=4 times with 30-48 tokens (ids below ``vocab``),
     random advantages."""
     g = torch.Generator().manual_seed(seed)
-    prompts = [
-        torch.randint(3, vocab, (50 + (i % 7) * 2,), generator=g).tolist() for i in range(ROWS)
+    distinct = [
+        torch.randint(3, vocab, (136 + (i * 7) % 20,), generator=g).tolist()
+        for i in range(ROWS // N)
     ]
+    prompts = [p for p in distinct for _ in range(N)]
     responses = [
         torch.randint(3, vocab, (30 + (i * 5) % 19,), generator=g).tolist() for i in range(ROWS)
     ]
@@ -89,10 +94,15 @@ def main(argv: list[str] | None = None) -> None:
     batch = bench_batch(AutoConfig.from_pretrained(path).vocab_size)
     tokens = int(batch.attention_mask.sum())
 
-    learner_cfg = LearnerConfig(zero_stage=args.zero_stage, micro_batch_size=MICRO, actor_lr=1e-6)
     algo = AlgorithmConfig(mode="ppo", advantage="grpo", policy_loss="ppo")
+    learner_cfg = LearnerConfig(zero_stage=args.zero_stage, micro_batch_size=MICRO, actor_lr=1e-6)
     worker = PolicyWorker(0, 1, "127.0.0.1", free_port(), path, learner_cfg, algo)
-    cpe_s = timed(lambda: worker.train_step(batch, 1.0, 1, MICRO), args.repeats + 1)[1:]
+    cpe_s = {}
+    for shared in (False, True):  # one process group per process: the same worker, both ways
+        worker.cfg = replace(learner_cfg, shared_prefix=shared)
+        cpe_s[shared] = timed(partial(worker.train_step, batch, 1.0, 1, MICRO), args.repeats + 1)[
+            1:
+        ]
     worker.shutdown()
 
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).train()
@@ -102,9 +112,12 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"{args.model}: {ROWS} rows, {tokens} tokens, micro-batches of {MICRO}, {args.threads} threads"
     )
-    print(f"  cpe learner (ZeRO-{args.zero_stage}): " + ", ".join(f"{s:.1f}s" for s in cpe_s))
-    print("  plain torch loop:        " + ", ".join(f"{s:.1f}s" for s in plain_s))
-    print(f"  cpe / plain (best): {min(cpe_s) / min(plain_s):.2f}x")
+    for shared, label in ((False, "each row whole"), (True, "shared prefix")):
+        times = ", ".join(f"{s:.1f}s" for s in cpe_s[shared])
+        print(f"  cpe learner (ZeRO-{args.zero_stage}, {label}): {times}")
+    print("  plain torch loop:                     " + ", ".join(f"{s:.1f}s" for s in plain_s))
+    for shared, label in ((False, "each row whole"), (True, "shared prefix")):
+        print(f"  cpe ({label}) / plain (best): {min(cpe_s[shared]) / min(plain_s):.2f}x")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from cpe.batch import TensorBatch
 from cpe.learner.base import DeepSpeedWorker
 from cpe.learner.hf_io import save_hf_folder
 from cpe.learner.lora import merged_weights, with_lora
-from cpe.learner.tokens import logits_to_keep, token_entropy, token_logprobs
+from cpe.learner.prefix import plain_logits, shared_prefix_logits
+from cpe.learner.tokens import token_entropy, token_logprobs
 
 
 def token_weights(batch: TensorBatch) -> dict[str, float]:
@@ -51,12 +52,8 @@ class PolicyWorker(DeepSpeedWorker):
         return super()._named_parameters()
 
     def _logits(self, batch: TensorBatch) -> torch.Tensor:
-        return self.engine(
-            input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask,
-            use_cache=False,
-            logits_to_keep=logits_to_keep(batch),
-        ).logits
+        forward = shared_prefix_logits if self.cfg.shared_prefix else plain_logits
+        return forward(self.engine, batch)
 
     def logprobs(self, batch: TensorBatch, temperature: float = 1.0) -> torch.Tensor:
         """log_softmax(logits / T) of each token of this rank's shard, ``[b_shard, L]``.

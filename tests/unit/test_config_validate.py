@@ -246,3 +246,17 @@ def test_lora_on_embeddings_or_the_head_is_refused():
             "learner.lora.rank=8", "learner.lora.target_modules=[q_proj,embed_tokens,lm_head]"
         )
     )
+
+
+def test_shared_prefix_with_gradient_checkpointing_is_refused():
+    assert _error_for("learner.gradient_checkpointing=true") == (
+        "learner.shared_prefix: needs learner.gradient_checkpointing=false (checkpointed "
+        "layers drop the shared prompt cache); set one of them to false"
+    )
+    load_config(
+        [
+            "experiment=tiny_cpu",
+            "learner.gradient_checkpointing=true",
+            "learner.shared_prefix=false",
+        ]
+    )
