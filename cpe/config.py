@@ -159,8 +159,8 @@ class LearnerConfig:
     ppo_epochs: int = 1
     grad_clip: float = 1.0
     gradient_checkpointing: bool = False
-    # Each distinct prompt of a micro-batch runs once; its n answers read its key/value
-    # cache (cpe.learner.prefix). Needs gradient_checkpointing off.
+    # Each distinct prompt of a micro-batch runs once through policy and value model; its
+    # n answers read its key/value cache (cpe.learner.prefix). Needs gradient_checkpointing off.
     shared_prefix: bool = True
     torch_adam: bool = True
     lora: LoraConfig = field(default_factory=LoraConfig)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cpe.algo import value_loss
 from cpe.batch import TensorBatch
 from cpe.learner.base import DeepSpeedWorker
+from cpe.learner.prefix import VALUES, plain_forward, shared_prefix_forward
 from cpe.learner.tokens import shift_values
+
+
+@dataclass
+class ValueOutput:
+    values: torch.Tensor  # [b, T], one raw value per position
 
 
 class ValueModel(nn.Module):
@@ -26,11 +35,10 @@ class ValueModel(nn.Module):
         nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(
-            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
-        ).last_hidden_state
-        return self.value_head(hidden).squeeze(-1)
+    def forward(self, **inputs) -> ValueOutput:
+        """``inputs`` go to the backbone as they are (ids, masks, positions, cache)."""
+        hidden = self.backbone(**inputs).last_hidden_state
+        return ValueOutput(self.value_head(hidden).squeeze(-1))
 
 
 class ValueWorker(DeepSpeedWorker):
@@ -47,7 +55,9 @@ class ValueWorker(DeepSpeedWorker):
         super().enable_gradient_checkpointing(module.backbone)
 
     def _values(self, batch: TensorBatch) -> torch.Tensor:
-        raw = self.engine(batch.input_ids, batch.attention_mask)
+        forward = shared_prefix_forward if self.cfg.shared_prefix else plain_forward
+        kept = forward(self.engine, batch, VALUES)  # from the last prompt position on
+        raw = F.pad(kept, (batch.input_ids.shape[1] - kept.shape[1], 0))
         return shift_values(raw).float() * batch.response_mask.float()
 
     def values(self, batch: TensorBatch) -> torch.Tensor:

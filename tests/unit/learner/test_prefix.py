@@ -5,8 +5,15 @@ import pytest
 import torch
 
 from cpe.batch import TensorBatch
-from cpe.learner.prefix import plain_logits, prompt_groups, prompt_lengths, shared_prefix_logits
+from cpe.learner.prefix import (
+    VALUES,
+    plain_forward,
+    prompt_groups,
+    prompt_lengths,
+    shared_prefix_forward,
+)
 from cpe.learner.tokens import token_entropy, token_logprobs
+from cpe.learner.value import ValueModel
 from tests.unit.fakes import tiny_llama
 
 A, B, C = [5, 6, 7, 8, 9], [11, 12], [3, 4, 5, 6, 7, 8, 9, 10]
@@ -40,7 +47,7 @@ def _response_logprobs(logits, batch):
 def test_same_logprobs_and_entropy_as_the_plain_forward(temperature):
     model, batch = tiny_llama(), grouped_batch()
     with torch.no_grad():
-        plain, shared = plain_logits(model, batch), shared_prefix_logits(model, batch)
+        plain, shared = plain_forward(model, batch), shared_prefix_forward(model, batch)
     assert shared.shape == plain.shape
     mask = batch.response_mask
     for fn in (token_logprobs, token_entropy):
@@ -52,7 +59,7 @@ def test_same_logprobs_and_entropy_as_the_plain_forward(temperature):
 def test_same_gradients_as_the_plain_forward():
     model, batch = tiny_llama(), grouped_batch()
     grads = []
-    for forward in (plain_logits, shared_prefix_logits):
+    for forward in (plain_forward, shared_prefix_forward):
         model.zero_grad()
         _response_logprobs(forward(model, batch), batch).sum().backward()
         grads.append([p.grad.clone() for p in model.parameters()])
@@ -74,7 +81,7 @@ class CountingModel(torch.nn.Module):
 
 def test_each_distinct_prompt_runs_once():
     model, batch = CountingModel(), grouped_batch()
-    shared_prefix_logits(model, batch)
+    shared_prefix_forward(model, batch)
     # 3 distinct prompts (longest 8), then 6 rows from the shortest prompt on: 10 - 2 columns
     assert model.calls == [(3, 8), (6, 8)]
 
@@ -82,12 +89,35 @@ def test_each_distinct_prompt_runs_once():
 def test_without_a_repeated_prompt_one_plain_forward_runs():
     model = CountingModel()
     batch = TensorBatch.from_sequences([A, B, C], [[20], [21], [22]], pad_id=0)
-    logits = shared_prefix_logits(model, batch)
+    logits = shared_prefix_forward(model, batch)
     assert model.calls == [(3, 9)]
-    torch.testing.assert_close(logits, plain_logits(model.inner, batch))
+    torch.testing.assert_close(logits, plain_forward(model.inner, batch))
 
 
 def test_a_float_attention_mask_gives_integer_lengths():
     batch = TensorBatch.from_sequences([A, B], [[20], []], pad_id=0)
     batch.attention_mask = batch.attention_mask.float()
     assert prompt_lengths(batch).dtype == torch.long
+
+
+def tiny_value_model() -> ValueModel:
+    model = ValueModel(tiny_llama().model, hidden_size=16)
+    torch.nn.init.normal_(model.value_head.weight, generator=torch.Generator().manual_seed(1))
+    return model
+
+
+def test_same_values_and_value_gradients_as_the_plain_forward():
+    model, batch = tiny_value_model(), grouped_batch()
+    outs, grads = [], []
+    for forward in (plain_forward, shared_prefix_forward):
+        model.zero_grad()
+        values = forward(model, batch, VALUES)
+        # kept position j is column first - 1 + j = 1 + j: the value before token 2 + j
+        response = batch.response_mask[:, 2:]
+        outs.append(values[:, :-1] * response)
+        (values[:, :-1] * response).sum().backward()
+        grads.append([p.grad.clone() for p in model.parameters()])
+    assert outs[0].shape == (6, 8)
+    torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=1e-5)
+    for plain, shared in zip(*grads, strict=True):
+        torch.testing.assert_close(shared, plain, atol=1e-5, rtol=1e-4)
