@@ -224,10 +224,13 @@ class ClusterConfig:
 
 @dataclass
 class LoggingConfig:
+    # With a ${now:...} stamp (or as a sweep point) a new run gets a folder of its own;
+    # a fixed folder is continued (cpe.trainer.run_folder).
     run_dir: str = "runs/${now:%Y%m%d-%H%M%S}"
     wandb_mode: str = "offline"  # offline | online | disabled
     wandb_project: str = "cpe"
     wandb_entity: str | None = None
+    wandb_group: str | None = None  # None: the preset's name; a sweep's points: the sweep
     sample_rows: int = 8
     progress: bool = True
 

@@ -6,6 +6,7 @@ learners start (minutes). A bad setting never costs a cluster start-up.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from cpe.compose import CONF_DIR, compose, one_line_error, to_typed
@@ -24,6 +26,7 @@ from cpe.data.records import Record
 from cpe.logs import error_banner, explain_once, interrupted_message, quiet_third_party
 from cpe.trainer.checkpoint import CheckpointManager
 from cpe.trainer.preflight import prepare, total_steps
+from cpe.trainer.run_folder import claim_new, names_new_run, release_unused
 from cpe.validate import validate
 
 
@@ -61,6 +64,21 @@ def run(cfg: CPEConfig, train: list[Record] | None = None) -> Path:
     return run_dir
 
 
+def claim_run_folder(cfg: CPEConfig, dcfg: DictConfig) -> tuple[CPEConfig, bool]:
+    """A stamped ``logging.run_dir`` names a new run: its folder (a sweep point's is
+    ``<sweep dir>/<job number>``) is claimed for this process alone. A fixed one is
+    continued (checked by ``prepare``). Returns the config and whether it claimed."""
+    raw = str(OmegaConf.to_container(dcfg.logging, resolve=False)["run_dir"])
+    if not names_new_run(raw):
+        return cfg, False
+    hydra = HydraConfig.get()
+    sweep = hydra.mode == RunMode.MULTIRUN
+    folder = claim_new(hydra.runtime.output_dir if sweep else cfg.logging.run_dir)
+    group = cfg.logging.wandb_group or (Path(hydra.sweep.dir).name if sweep else None)
+    logging_cfg = dataclasses.replace(cfg.logging, run_dir=str(folder), wandb_group=group)
+    return dataclasses.replace(cfg, logging=logging_cfg), True
+
+
 def checked_records(cfg: CPEConfig) -> list[Record]:
     """The training records once the cheap checks pass; bad input exits 2 with one line."""
     try:
@@ -80,8 +98,15 @@ def main(dcfg: DictConfig) -> None:
         sys.exit(2)
     quiet_third_party(cfg.cluster.device)
     explain_once(cfg.cluster.device)
+    cfg, claimed = claim_run_folder(cfg, dcfg)
     try:
-        run(cfg, checked_records(cfg))
+        train = checked_records(cfg)
+    except SystemExit:
+        if claimed:
+            release_unused(cfg.logging.run_dir)
+        raise
+    try:
+        run(cfg, train)
     except KeyboardInterrupt:
         latest = CheckpointManager(cfg.logging.run_dir).latest()
         overrides = list(HydraConfig.get().overrides.task)

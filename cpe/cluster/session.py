@@ -29,14 +29,17 @@ def worker_env() -> dict[str, str]:
 
 
 def init_ray(cfg: CPEConfig) -> bool:
-    """Connect to (address set) or start a local Ray; True if this process started it."""
+    """Connect to a cluster (``cluster.address`` or ``$RAY_ADDRESS``) or start a local
+    Ray; True if this process called ``ray.init``."""
     import ray
 
     if ray.is_initialized():
         return False
     cl = cfg.cluster
     runtime_env = {"env_vars": {**worker_env(), **quiet_third_party(cfg.cluster.device)}}
-    if cl.address:
+    if cl.address or os.environ.get("RAY_ADDRESS"):
+        # A cluster's own resources count; Ray reads RAY_ADDRESS (set inside `ray job
+        # submit` jobs) itself when cluster.address is unset.
         ray.init(address=cl.address, runtime_env=runtime_env, logging_level=logging.WARNING)
         return True
     store = cl.object_store_mb * 1024**2 if cl.object_store_mb else None

@@ -10,6 +10,7 @@ from cpe.config import CPEConfig
 from cpe.data.paths import load_path
 from cpe.data.records import Record
 from cpe.models.paths import check_model_path, model_roles, resolve_model_path
+from cpe.trainer.run_folder import check_outlives_job, check_same_run
 from cpe.validate import ConfigError
 
 MAX_LISTED = 3  # offenders named in the error; the rest are counted
@@ -44,6 +45,8 @@ def prepare(cfg: CPEConfig) -> list[Record]:
             f"logging.run_dir={str(run_dir)!r} already holds a run and trainer.resume=never would "
             "overwrite its metrics: pick a new logging.run_dir or use trainer.resume=auto"
         )
+    check_outlives_job(cfg)
+    check_same_run(cfg)
     for role, spec in model_roles(cfg).items():
         check_model_path(spec.path, f"model.{role}.path")
     check_prompt_lengths(cfg, train)

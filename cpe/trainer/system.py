@@ -211,7 +211,7 @@ def _driver(
         lg.wandb_entity,
         config=_plain(cfg),
         resume_step=state["step"],
-        group=cfg.name,
+        group=cfg.logging.wandb_group or cfg.name,
     )
     cursor = PromptCursor(train, cfg.trainer.rollout_batch_prompts, seed=cfg.data.seed)
     driver = Driver(

@@ -1,0 +1,153 @@
+"""``python -m cpe.launch submit [--address URL] [--runs DIR] [--no-wait] -- OVERRIDES``:
+one cpe training as a Ray job on a running cluster.
+
+The plain equivalent (what this does, with the job id and run folder chosen for you)::
+
+    ray job submit --address http://127.0.0.1:8265 --runtime-env launch/runtime_env.yaml \\
+        -- python -m cpe.train experiment=tiny_cpu logging.run_dir=/shared/runs/my-run
+
+The job runs in Ray's copy of the working dir, which goes when the cluster goes, so the
+run folder is an absolute path (``--runs``: a folder every node sees); ``cpe.train``
+refuses a relative one inside a job. Ray's Job SDK does the submission; this adds the
+runtime env, the run folder, token authentication and the printed outcome.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNTIME_ENV = ROOT / "launch" / "runtime_env.yaml"
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m cpe.launch submit",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--address",
+        default=os.environ.get("RAY_API_SERVER_ADDRESS", DEFAULT_ADDRESS),
+        help="the cluster's dashboard (Jobs API) address (default: %(default)s)",
+    )
+    p.add_argument(
+        "--runs",
+        type=Path,
+        default=Path("runs"),
+        help="folder for the run folder, on storage the cluster's nodes see",
+    )
+    p.add_argument("--runtime-env", type=Path, default=RUNTIME_ENV)
+    p.add_argument("--no-wait", action="store_true", help="print the job id and return")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides for cpe.train (after --)")
+    return p.parse_args(argv)
+
+
+def enable_token_auth() -> str | None:
+    """Ray 2.60 clusters started with ``ray start`` use token authentication by default,
+    but a client sends the token only when ``RAY_AUTH_MODE=token`` is set. Set it when a
+    token is at hand and the user chose no mode; return where the token comes from."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return None
+    for var in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        if os.environ.get(var):
+            os.environ["RAY_AUTH_MODE"] = "token"
+            return f"${var}"
+    default = Path.home() / ".ray" / "auth_token"
+    if default.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
+        return str(default)
+    return None
+
+
+def experiment_of(overrides: list[str]) -> str:
+    return next((o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")), "demo")
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    run_dir: str
+    overrides: list[str]  # what cpe.train gets, logging.run_dir included
+
+
+def job_plan(overrides: list[str], runs: Path) -> Job:
+    """A job id and a run folder named after it under ``runs``; a run folder the user
+    gives is kept as it is."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    job_id = f"cpe-{experiment_of(overrides)}-{stamp}-{secrets.token_hex(2)}"
+    given = next((o.split("=", 1)[1] for o in overrides if o.startswith("logging.run_dir=")), None)
+    if given is not None:
+        return Job(job_id, given, overrides)
+    run_dir = str(runs.resolve() / job_id)
+    return Job(job_id, run_dir, [*overrides, f"logging.run_dir={run_dir}"])
+
+
+def entrypoint(overrides: list[str]) -> str:
+    import shlex
+
+    return " ".join(["python", "-m", "cpe.train", *map(shlex.quote, overrides)])
+
+
+def load_runtime_env(path: Path) -> dict:
+    env = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(env, dict):
+        raise SystemExit(f"error: {path}: a runtime env is a mapping, got {type(env).__name__}")
+    env.setdefault("working_dir", str(ROOT))
+    return env
+
+
+def connect(address: str):
+    """A Jobs API client for ``address``, with the token sent when one is at hand."""
+    token_from = enable_token_auth()
+    from ray.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(address)
+    auth = f" (token from {token_from})" if token_from else ""
+    print(f"cluster {address}{auth}")
+    return client
+
+
+def submit(client, job: Job, runtime_env: dict) -> None:
+    client.submit_job(
+        entrypoint=entrypoint(job.overrides), submission_id=job.job_id, runtime_env=runtime_env
+    )
+    print(f"job {job.job_id} submitted; run folder: {job.run_dir}")
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    client = connect(args.address)
+    job = job_plan(args.overrides, args.runs)
+    submit(client, job, load_runtime_env(args.runtime_env))
+    print(f"logs: ray job logs --address {args.address} -f {job.job_id}")
+    if args.no_wait:
+        return 0
+    status = wait(client, job.job_id)
+    print(f"job {job.job_id}: {status}; run folder: {job.run_dir}")
+    return 0 if status == "SUCCEEDED" else 1
+
+
+def wait(client, job_id: str) -> str:
+    """Stream the job's log to stdout until it ends; its final status."""
+    import asyncio
+
+    async def stream() -> None:
+        async for lines in client.tail_job_logs(job_id):
+            sys.stdout.write(lines)
+            sys.stdout.flush()
+
+    asyncio.run(stream())
+    while (status := str(client.get_job_status(job_id).value)) not in TERMINAL:
+        time.sleep(1.0)  # the log can close a moment before the status is final
+    return status

@@ -1,0 +1,75 @@
+"""A real 2x2 Hydra multirun of tiny trainings: four points, four run folders, one
+summary; a point's folder then refuses a resume under other settings."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+POINTS = [("random", 0.25), ("random", 0.5), ("conditional", 0.25), ("conditional", 0.5)]
+TINY = [
+    "experiment=tiny_cpu",
+    "grm=python",
+    "grm.python_function=cpe.reward.rules:letter_reward",
+    "cluster.pools.grm.engines=0",
+    "trainer.total_steps=1",
+    "logging.wandb_mode=disabled",
+    "logging.progress=false",
+]
+
+
+def _train(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cpe.train", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_a_two_by_two_sweep_gives_four_runs_and_a_summary(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = _train(
+        "-m",
+        *TINY,
+        "algorithm.selection=random,conditional",
+        "algorithm.edit_ratio=0.25,0.5",
+        f"hydra.sweep.dir={sweep}",
+        timeout=1500,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for n, (selection, ratio) in enumerate(POINTS):
+        config = yaml.safe_load((sweep / str(n) / "config.yaml").read_text())
+        assert config["algorithm"]["selection"] == selection
+        assert config["algorithm"]["edit_ratio"] == ratio
+        assert config["logging"]["run_dir"] == str(sweep / str(n))
+        assert config["logging"]["wandb_group"] == "sweep"
+        assert (sweep / str(n) / "metrics.jsonl").read_text().count("\n") == 1
+    with (sweep / "summary.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["point"], r["algorithm.selection"], r["algorithm.edit_ratio"]) for r in rows] == [
+        (str(n), s, str(r)) for n, (s, r) in enumerate(POINTS)
+    ]
+    assert all(r["steps"] == "1" and float(r["original/reward_mean"]) >= 0 for r in rows)
+
+    # Continuing point 0 under point 3's settings stops before Ray, naming the keys.
+    before = (sweep / "0" / "metrics.jsonl").read_text()
+    refused = _train(
+        *TINY,
+        "algorithm.selection=conditional",
+        f"logging.run_dir={sweep / '0'}",
+        "trainer.total_steps=2",
+        timeout=120,
+    )
+    assert refused.returncode == 2
+    assert (
+        f"logging.run_dir: {sweep / '0'} holds a run made with other settings "
+        "(algorithm.selection: 'random' there, 'conditional' now)"
+    ) in refused.stderr
+    assert (sweep / "0" / "metrics.jsonl").read_text() == before

@@ -1,0 +1,102 @@
+"""KubeRay manifests follow the config's pools; the committed examples are current."""
+
+import pytest
+import yaml
+
+from cpe.compose import PRESETS, load_config
+from cpe.launch.k8s import (
+    EXAMPLE_PRESETS,
+    KINDS,
+    example_path,
+    k8s_name,
+    manifests,
+    render,
+    worker_groups,
+)
+
+
+def _pool_devices(cfg) -> dict[str, int]:
+    pools = cfg.cluster.pools
+    out = {
+        n: getattr(pools, n).engines * getattr(pools, n).devices_per_engine
+        for n in ("rollout", "grm")
+    }
+    out |= {
+        n: getattr(pools, n).ranks * getattr(pools, n).devices_per_rank
+        for n in ("policy", "value", "reference")
+    }
+    return {n: d for n, d in out.items() if d}
+
+
+def _spec(docs, kind):
+    body = docs[1]
+    return body["spec"] if kind == "raycluster" else body["spec"]["rayClusterSpec"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("preset", PRESETS)
+def test_groups_hold_exactly_each_pools_devices(preset, kind):
+    cfg = load_config([f"experiment={preset}"])
+    docs = list(yaml.safe_load_all(render(cfg, [f"experiment={preset}"], kind)))
+    assert [d["apiVersion"] for d in docs] == ["v1", "ray.io/v1"]
+    assert docs[1]["kind"] == {"raycluster": "RayCluster", "rayjob": "RayJob"}[kind]
+    spec = _spec(docs, kind)
+    head = spec["headGroupSpec"]
+    assert head["rayStartParams"]["num-gpus"] == "0"
+    assert "nvidia.com/gpu" not in head["template"]["spec"]["containers"][0]["resources"]["limits"]
+    gpu = cfg.cluster.device == "gpu"
+    held = {}
+    for group in spec["workerGroupSpecs"]:
+        limits = group["template"]["spec"]["containers"][0]["resources"]["limits"]
+        per_pod = int(limits["nvidia.com/gpu"]) if gpu else int(limits["cpu"])
+        assert gpu == ("nvidia.com/gpu" in limits)
+        assert group["minReplicas"] == group["replicas"] == group["maxReplicas"]
+        held[group["groupName"]] = per_pod * group["replicas"]
+    assert held == _pool_devices(cfg)
+
+
+def test_a_tensor_parallel_engine_gets_one_pod_and_learners_fill_nodes():
+    cfg = load_config(
+        ["experiment=qwen2.5-7b", "cluster.pools.policy.ranks=16", "cluster.num_nodes=3"]
+    )
+    groups = {g.pool: (g.devices_per_pod, g.replicas) for g in worker_groups(cfg)}
+    assert groups == {"rollout": (1, 2), "grm": (2, 1), "policy": (8, 2), "value": (2, 1)}
+
+
+def test_the_rayjob_trains_the_preset_into_the_shared_volume():
+    cfg = load_config(["experiment=qwen2.5-7b", "trainer.epochs=1"])
+    job = manifests(
+        cfg, ["experiment=qwen2.5-7b", "trainer.epochs=1", "logging.run_dir=x"], "rayjob"
+    )[1]
+    assert job["spec"]["entrypoint"] == (
+        "python -m cpe.train experiment=qwen2.5-7b trainer.epochs=1 "
+        "'logging.run_dir=/runs/qwen2.5-7b-${now:%Y%m%d-%H%M%S}'"
+    )
+    assert job["spec"]["shutdownAfterJobFinishes"] is True
+    assert job["spec"]["ttlSecondsAfterFinished"] == 3600
+    assert job["spec"]["submitterConfig"] == {"backoffLimit": 2}
+    pod = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts == {"dshm": "/dev/shm", "runs": "/runs"}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "16Gi"}
+    assert volumes["runs"]["persistentVolumeClaim"] == {"claimName": "cpe-runs"}
+
+
+def test_names_are_dns_labels():
+    assert k8s_name("cpe-qwen2.5-7b") == "cpe-qwen2-5-7b"
+    assert k8s_name("CPE__Tiny CPU!") == "cpe-tiny-cpu"
+
+
+def test_an_unknown_kind_is_named():
+    with pytest.raises(ValueError, match=r"--kind must be one of \['raycluster', 'rayjob'\]"):
+        manifests(load_config(["experiment=qwen2.5-7b"]), [], "deployment")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("preset", EXAMPLE_PRESETS)
+def test_committed_examples_are_current(preset, kind):
+    overrides = [f"experiment={preset}"]
+    assert example_path(preset, kind).read_text() == render(
+        load_config(overrides), overrides, kind
+    ), "launch/k8s/ is stale: run python -m cpe.launch k8s --examples"
