@@ -23,6 +23,7 @@ from cpe.compose import CONF_DIR, compose, one_line_error, to_typed
 from cpe.config import CPEConfig
 from cpe.data import DataError
 from cpe.data.records import Record
+from cpe.launch.sweep import record_failed_point
 from cpe.logs import error_banner, explain_once, interrupted_message, quiet_third_party
 from cpe.trainer.checkpoint import CheckpointManager
 from cpe.trainer.preflight import prepare, total_steps
@@ -65,15 +66,17 @@ def run(cfg: CPEConfig, train: list[Record] | None = None) -> Path:
 
 
 def claim_run_folder(cfg: CPEConfig, dcfg: DictConfig) -> tuple[CPEConfig, bool]:
-    """A stamped ``logging.run_dir`` names a new run: its folder (a sweep point's is
-    ``<sweep dir>/<job number>``) is claimed for this process alone. A fixed one is
+    """A stamped ``logging.run_dir`` or a sweep point names a new run: its folder (a
+    point's is ``<sweep dir>/<job number>``; with a fixed run_dir, that folder or the next
+    free ``-2``...) is claimed for this process alone. A fixed one outside a sweep is
     continued (checked by ``prepare``). Returns the config and whether it claimed."""
     raw = str(OmegaConf.to_container(dcfg.logging, resolve=False)["run_dir"])
-    if not names_new_run(raw):
-        return cfg, False
     hydra = HydraConfig.get()
     sweep = hydra.mode == RunMode.MULTIRUN
-    folder = claim_new(hydra.runtime.output_dir if sweep else cfg.logging.run_dir)
+    if not (sweep or names_new_run(raw)):
+        return cfg, False
+    stamped_point = sweep and names_new_run(raw)
+    folder = claim_new(hydra.runtime.output_dir if stamped_point else cfg.logging.run_dir)
     group = cfg.logging.wandb_group or (Path(hydra.sweep.dir).name if sweep else None)
     logging_cfg = dataclasses.replace(cfg.logging, run_dir=str(folder), wandb_group=group)
     return dataclasses.replace(cfg, logging=logging_cfg), True
@@ -90,6 +93,17 @@ def checked_records(cfg: CPEConfig) -> list[Record]:
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def main(dcfg: DictConfig) -> None:
+    try:
+        train_once(dcfg)
+    except SystemExit as exc:
+        # A failed sweep point is recorded and the sweep goes on; Ctrl-C (130) stops it.
+        if exc.code not in (1, 2) or HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise
+        record_failed_point(HydraConfig.get(), int(exc.code))
+
+
+def train_once(dcfg: DictConfig) -> None:
+    """One training from a composed config; exits 2 on bad input, 1 on a failure."""
     try:
         cfg = to_typed(dcfg)
         validate(cfg)

@@ -7,6 +7,7 @@ actor is placed through :meth:`Placement.options_for`; nothing else creates a gr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from cpe.config import ClusterConfig
@@ -28,6 +29,18 @@ class PoolPlan:
     @property
     def devices(self) -> int:
         return self.slots * self.devices_per_slot
+
+    def fits_one_node(self, devices_per_node: int) -> bool:
+        """Placed with STRICT_PACK (all bundles on one node) when true, else PACK."""
+        return self.devices <= devices_per_node
+
+    def node_split(self, devices_per_node: int) -> tuple[int, int]:
+        """(devices per node, nodes) the pool's placement group takes: one node when it
+        fits, else nodes each holding as many whole bundles as fit."""
+        if self.fits_one_node(devices_per_node):
+            return self.devices, 1
+        slots_per_node = max(1, devices_per_node // self.devices_per_slot)
+        return slots_per_node * self.devices_per_slot, math.ceil(self.slots / slots_per_node)
 
 
 def plan_pools(cluster: ClusterConfig) -> list[PoolPlan]:
@@ -92,9 +105,7 @@ class Placement:
         for name, plan in self.plans.items():
             bundles = [bundle_for(plan, self.cluster.device)] * plan.slots
             strategy = (
-                "STRICT_PACK"
-                if plan.slots * plan.devices_per_slot <= self.cluster.devices_per_node
-                else "PACK"
+                "STRICT_PACK" if plan.fits_one_node(self.cluster.devices_per_node) else "PACK"
             )
             self._groups[name] = placement_group(bundles, strategy=strategy, name=f"cpe-{name}")
         for name, group in self._groups.items():

@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import yaml
 
@@ -30,11 +31,10 @@ DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
+def cluster_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """The options ``submit`` and ``sweep`` share: where the cluster is, where runs go."""
     p = argparse.ArgumentParser(
-        prog="python -m cpe.launch submit",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(
         "--address",
@@ -44,13 +44,32 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--runs",
         type=Path,
-        default=Path("runs"),
-        help="folder for the run folder, on storage the cluster's nodes see",
+        help="folder for run folders, on storage the cluster's nodes see (default: ./runs, "
+        "for a cluster on this machine only)",
     )
     p.add_argument("--runtime-env", type=Path, default=RUNTIME_ENV)
-    p.add_argument("--no-wait", action="store_true", help="print the job id and return")
     p.add_argument("overrides", nargs="*", help="Hydra overrides for cpe.train (after --)")
-    return p.parse_args(argv)
+    return p
+
+
+def runs_root(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Path:
+    """``--runs``; only a cluster on this machine may default to ``./runs``."""
+    if args.runs is not None:
+        return args.runs
+    host = urlparse(args.address if "//" in args.address else f"//{args.address}").hostname
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        parser.error(
+            f"--runs is required for the cluster at {args.address}: a folder its nodes see"
+        )
+    return Path("runs")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = cluster_parser("python -m cpe.launch submit", __doc__)
+    p.add_argument("--no-wait", action="store_true", help="print the job id and return")
+    args = p.parse_args(argv)
+    args.runs = runs_root(p, args)
+    return args
 
 
 def enable_token_auth() -> str | None:

@@ -30,7 +30,7 @@ FIGURES = (
 )
 #: Keys that differ between points by construction, not because the sweep varied them.
 PER_POINT = ("logging.run_dir", "logging.wandb_group")
-SUMMARY_CSV, SUMMARY_TXT = "summary.csv", "summary.txt"
+SUMMARY_CSV, SUMMARY_TXT, FAILED_TXT = "summary.csv", "summary.txt", "failed.txt"
 
 
 def sweep_points(sweep_dir: Path) -> list[Run]:
@@ -80,11 +80,27 @@ def write_summary(sweep_dir: str | Path) -> Path | None:
     return sweep_dir / SUMMARY_CSV
 
 
+def record_failed_point(hydra_cfg, code: int) -> None:
+    """Note a point that exited with ``code`` in ``<sweep dir>/failed.txt``."""
+    line = f"{hydra_cfg.job.num}\texit {code}\t{' '.join(hydra_cfg.overrides.task)}\n"
+    with (Path(hydra_cfg.sweep.dir) / FAILED_TXT).open("a") as fh:
+        fh.write(line)
+    print(
+        f"sweep point {hydra_cfg.job.num} failed (exit {code}); the sweep goes on", file=sys.stderr
+    )
+
+
 class SweepSummary(Callback):
-    """Hydra callback: the summary once every point of a multirun has run."""
+    """Hydra callback: the summary once every point of a multirun has run; the sweep
+    exits 1 when a point failed."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
         write_summary(config.hydra.sweep.dir)
+        failed = Path(config.hydra.sweep.dir) / FAILED_TXT
+        if failed.exists():
+            lines = failed.read_text().splitlines()
+            print(f"{len(lines)} sweep points failed:\n" + "\n".join(lines), file=sys.stderr)
+            raise SystemExit(1)
 
 
 def main(argv: list[str]) -> int:

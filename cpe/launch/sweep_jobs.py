@@ -10,16 +10,15 @@ so points go through Ray's Job SDK like ``cpe.launch submit``.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
 from cpe.launch.submit import (
-    DEFAULT_ADDRESS,
-    RUNTIME_ENV,
     Job,
+    cluster_parser,
     connect,
     load_runtime_env,
+    runs_root,
     submit,
     wait,
 )
@@ -47,21 +46,9 @@ def sweep_jobs(overrides: list[str], runs: Path, stamp: str) -> list[Job]:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m cpe.launch sweep",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--address", default=DEFAULT_ADDRESS)
-    p.add_argument(
-        "--runs",
-        type=Path,
-        default=Path("runs"),
-        help="where the sweep folder goes, on storage the cluster's nodes see",
-    )
-    p.add_argument("--runtime-env", type=Path, default=RUNTIME_ENV)
-    p.add_argument("overrides", nargs="*", help="Hydra overrides, swept keys as key=a,b")
+    p = cluster_parser("python -m cpe.launch sweep", __doc__)
     args = p.parse_args(argv)
+    args.runs = runs_root(p, args)
     jobs = sweep_jobs(args.overrides, args.runs, time.strftime("%Y%m%d-%H%M%S"))
     print(f"{len(jobs)} points into {Path(jobs[0].run_dir).parent}")
     client, env = connect(args.address), load_runtime_env(args.runtime_env)
@@ -72,7 +59,9 @@ def main(argv: list[str]) -> int:
         print(f"job {job.job_id}: {status}")
         if status != "SUCCEEDED":
             failed.append(job.job_id)
-    write_summary(Path(jobs[0].run_dir).parent)
+    sweep_dir = Path(jobs[0].run_dir).parent
+    if not write_summary(sweep_dir):
+        print(f"no summary here: run python -m cpe.launch summary {sweep_dir} where it is seen")
     if failed:
         print(f"{len(failed)} of {len(jobs)} points failed: {', '.join(failed)}")
     return 1 if failed else 0

@@ -87,7 +87,7 @@ def shared_prefix_forward(
     same row, which no response token reads)."""
     lengths = prompt_lengths(batch)
     prompts, index = prompt_groups(batch, lengths)
-    if len(prompts) == len(batch) or not batch.response_mask.any():
+    if len(prompts) == len(batch) or not batch.response_mask.any() or not max(map(len, prompts)):
         return plain_forward(model, batch, output)  # nothing shared: one forward is cheaper
     index = index.to(batch.input_ids.device)
     prompt_ids, prompt_mask = _left_padded(prompts, batch.input_ids.device)
@@ -140,7 +140,7 @@ def _tails(batch: TensorBatch, lengths: torch.Tensor):
     picked = columns.clamp(max=width - 1)
     ids = torch.where(inside, batch.input_ids.gather(1, picked), 0)
     mask = torch.where(inside, batch.attention_mask.gather(1, picked), 0)
-    return ids, mask, columns
+    return ids, mask, picked  # positions past the width are masked: any in-range one does
 
 
 def _aligned(following: torch.Tensor, batch: TensorBatch, lengths: torch.Tensor) -> torch.Tensor:

@@ -110,16 +110,19 @@ RAY_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
 
 def check_outlives_job(cfg: CPEConfig) -> None:
-    """Inside a Ray job the working dir is Ray's temporary copy: a relative run folder
-    would vanish with the cluster, so it must be absolute (shared storage)."""
-    if RAY_JOB_ENV in os.environ and not Path(cfg.logging.run_dir).is_absolute():
+    """Inside a Ray job the working dir is Ray's temporary copy: a run folder inside it
+    would vanish with the cluster, so it must lie elsewhere (shared storage)."""
+    if RAY_JOB_ENV not in os.environ:
+        return
+    folder, copy = Path(cfg.logging.run_dir).resolve(), Path.cwd().resolve()
+    if folder == copy or copy in folder.parents:
         raise ConfigError(
             [
                 (
                     "logging.run_dir",
-                    f"{cfg.logging.run_dir!r} is relative, and this Ray job runs in a temporary "
-                    "copy of the working dir that goes with the cluster: give an absolute "
-                    "path on storage every node sees (python -m cpe.launch submit does)",
+                    f"{cfg.logging.run_dir!r} lies in this Ray job's temporary copy of the "
+                    "working dir, which goes with the cluster: give an absolute path on "
+                    "storage every node sees (python -m cpe.launch submit does)",
                 )
             ]
         )

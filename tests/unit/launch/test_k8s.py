@@ -7,6 +7,7 @@ from cpe.compose import PRESETS, load_config
 from cpe.launch.k8s import (
     EXAMPLE_PRESETS,
     KINDS,
+    Site,
     example_path,
     k8s_name,
     manifests,
@@ -60,7 +61,21 @@ def test_a_tensor_parallel_engine_gets_one_pod_and_learners_fill_nodes():
         ["experiment=qwen2.5-7b", "cluster.pools.policy.ranks=16", "cluster.num_nodes=3"]
     )
     groups = {g.pool: (g.devices_per_pod, g.replicas) for g in worker_groups(cfg)}
-    assert groups == {"rollout": (1, 2), "grm": (2, 1), "policy": (8, 2), "value": (2, 1)}
+    # a pool that fits a node is packed onto one (STRICT_PACK), as cpe.cluster.placement does
+    assert groups == {"rollout": (2, 1), "grm": (2, 1), "policy": (8, 2), "value": (2, 1)}
+
+
+def test_a_pool_larger_than_a_node_keeps_its_bundles_whole():
+    cfg = load_config(
+        [
+            "experiment=qwen2.5-7b",
+            "cluster.pools.rollout.engines=3",
+            "cluster.pools.rollout.devices_per_engine=3",
+            "cluster.num_nodes=3",
+        ]
+    )
+    groups = {g.pool: (g.devices_per_pod, g.replicas) for g in worker_groups(cfg)}
+    assert groups["rollout"] == (6, 2)  # 2 engines of 3 GPUs per 8-GPU node, 3 engines
 
 
 def test_the_rayjob_trains_the_preset_into_the_shared_volume():
@@ -76,10 +91,11 @@ def test_the_rayjob_trains_the_preset_into_the_shared_volume():
     assert job["spec"]["ttlSecondsAfterFinished"] == 3600
     assert job["spec"]["submitterConfig"] == {"backoffLimit": 2}
     pod = job["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]["template"]["spec"]
+    assert pod["securityContext"] == {"fsGroup": 1000}  # the images' user writes /runs
     mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
     assert mounts == {"dshm": "/dev/shm", "runs": "/runs"}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "16Gi"}
+    assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "32Gi"}
     assert volumes["runs"]["persistentVolumeClaim"] == {"claimName": "cpe-runs"}
 
 
@@ -100,3 +116,11 @@ def test_committed_examples_are_current(preset, kind):
     assert example_path(preset, kind).read_text() == render(
         load_config(overrides), overrides, kind
     ), "launch/k8s/ is stale: run python -m cpe.launch k8s --examples"
+
+
+def test_the_run_volume_takes_a_storage_class():
+    cfg = load_config(["experiment=qwen2.5-7b"])
+    pvc = manifests(cfg, [], "raycluster", Site(storage_class="nfs"))[0]
+    assert pvc["spec"]["storageClassName"] == "nfs"
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert "storageClassName" not in manifests(cfg, [], "raycluster")[0]["spec"]

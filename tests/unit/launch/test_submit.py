@@ -49,7 +49,8 @@ def test_a_runtime_env_that_is_not_a_mapping_is_named(tmp_path):
 @pytest.fixture
 def no_auth_env(monkeypatch, tmp_path):
     for var in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
-        monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(var, "")  # recorded, so what the helper sets is undone after
+        monkeypatch.delenv(var)
     monkeypatch.setattr(Path, "home", lambda: tmp_path)
     return tmp_path
 
@@ -102,3 +103,14 @@ def test_the_launch_command_names_its_subcommands(capsys):
 
     assert main(["deploy"]) == 2
     assert "usage: python -m cpe.launch {submit,sweep,k8s,summary}" in capsys.readouterr().err
+
+
+def test_a_remote_cluster_needs_a_runs_folder_it_sees(capsys):
+    from cpe.launch.submit import parse_args
+
+    assert parse_args(["--", "experiment=tiny_cpu"]).runs == Path("runs")
+    assert parse_args(["--address=http://localhost:8265"]).runs == Path("runs")
+    assert parse_args(["--address=http://head:8265", "--runs=/shared"]).runs == Path("/shared")
+    with pytest.raises(SystemExit):
+        parse_args(["--address=http://head:8265", "--", "experiment=tiny_cpu"])
+    assert "--runs is required for the cluster at http://head:8265" in capsys.readouterr().err

@@ -51,3 +51,26 @@ def test_summary_lists_each_point_with_its_swept_keys_and_final_figures(tmp_path
 def test_an_empty_sweep_writes_nothing(tmp_path):
     assert write_summary(tmp_path) is None
     assert not (tmp_path / "summary.csv").exists()
+
+
+def test_failed_points_are_listed_and_fail_the_sweep(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    import pytest
+
+    from cpe.launch.sweep import SweepSummary, record_failed_point
+
+    sweep = tmp_path / "sweep"
+    make_point(sweep, "0", "random", 0.25, [1.0])
+    hydra = SimpleNamespace(
+        sweep=SimpleNamespace(dir=str(sweep)),
+        job=SimpleNamespace(num=1),
+        overrides=SimpleNamespace(task=["algorithm.selection=conditional"]),
+    )
+    record_failed_point(hydra, 2)
+    assert (sweep / "failed.txt").read_text() == "1\texit 2\talgorithm.selection=conditional\n"
+    with pytest.raises(SystemExit) as info:
+        SweepSummary().on_multirun_end(SimpleNamespace(hydra=hydra))
+    assert info.value.code == 1
+    assert "1 sweep points failed" in capsys.readouterr().err
+    assert (sweep / "summary.csv").exists()

@@ -121,3 +121,19 @@ def test_same_values_and_value_gradients_as_the_plain_forward():
     torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=1e-5)
     for plain, shared in zip(*grads, strict=True):
         torch.testing.assert_close(shared, plain, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "prompts, responses",
+    [
+        ([A, A, A], [[20, 21], [22], [23, 24, 25]]),  # one prompt for every row
+        ([A, A, B, B], [[20, 21], [], [22], []]),  # rows without a response
+    ],
+)
+def test_edge_batches_match_the_plain_forward(prompts, responses):
+    model = tiny_llama()
+    batch = TensorBatch.from_sequences(prompts, responses, pad_id=0)
+    with torch.no_grad():
+        expected = _response_logprobs(plain_forward(model, batch), batch)
+        got = _response_logprobs(shared_prefix_forward(model, batch), batch)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)

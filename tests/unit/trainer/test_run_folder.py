@@ -111,10 +111,14 @@ def test_keys_of_another_schema_version_are_not_compared(tmp_path):
     check_same_run(cfg)
 
 
-def test_a_ray_job_needs_an_absolute_run_folder(tmp_path, monkeypatch):
+def test_a_ray_job_keeps_its_run_folder_out_of_the_working_dir_copy(tmp_path, monkeypatch):
+    copy = tmp_path / "working_dir_files" / "_ray_pkg"
+    copy.mkdir(parents=True)
+    monkeypatch.chdir(copy)
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", "{}")
-    with pytest.raises(ConfigError, match="logging.run_dir: 'runs/x' is relative"):
-        prepare(_cfg("runs/x"))
-    check_outlives_job(_cfg(tmp_path / "run"))
+    for inside in ("runs/x", str(copy / "runs" / "x")):  # Hydra makes sweep folders absolute
+        with pytest.raises(ConfigError, match="lies in this Ray job's temporary copy"):
+            prepare(_cfg(inside))
+    check_outlives_job(_cfg(tmp_path / "shared" / "run"))
     monkeypatch.delenv("RAY_JOB_CONFIG_JSON_ENV_VAR")
     check_outlives_job(_cfg("runs/x"))
