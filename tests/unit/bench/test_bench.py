@@ -148,7 +148,11 @@ def test_update_bench_batch_and_plain_step():
 
     a, b = bench_batch(40000), bench_batch(40000)
     assert len(a) == ROWS and torch.equal(a.input_ids, b.input_ids)
-    assert a.first_response_column() == 50  # the shortest prompt
+    assert a.first_response_column() == 136  # the shortest prompt
+    from cpe.learner.prefix import prompt_groups, prompt_lengths
+
+    _, index = prompt_groups(a, prompt_lengths(a))
+    assert index.tolist() == [i // 4 for i in range(ROWS)]  # 8 prompts, 4 answers each
     model = tiny_llama(vocab_size=40000)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     plain_step(model, torch.optim.AdamW(model.parameters(), lr=1e-3), a)
