@@ -18,6 +18,18 @@ import torch
 from cpe.batch import ForwardPasses, TensorBatch
 
 
+def grouped_permutation(
+    group_ids: torch.Tensor | None, rows: int, generator: torch.Generator
+) -> torch.Tensor:
+    """A random row order in which each group's rows (a prompt's answers and their
+    edits) stay together and in order; without groups, a plain permutation."""
+    if group_ids is None:
+        return torch.randperm(rows, generator=generator)
+    groups = torch.unique(group_ids)
+    shuffled = groups[torch.randperm(len(groups), generator=generator)]
+    return torch.cat([(group_ids == g).nonzero().flatten() for g in shuffled])
+
+
 def get_all(refs: list) -> list:
     """``ray.get`` that fails as soon as ANY rank fails. Plain ``ray.get`` waits in list
     order, so a dead rank 1 would leave us blocked on rank 0, itself stuck in a
@@ -86,13 +98,13 @@ class RayLearnerGroup:
         )
 
     def train(self, batch: TensorBatch, step: int) -> dict[str, float]:
-        """One PPO update of policy and value (in parallel). Rows are permuted with a
-        per-step seed so mini-batches mix originals and edits; metrics come back
-        all-reduced, identical on every rank."""
-        order = torch.randperm(
-            len(batch), generator=torch.Generator().manual_seed(self.seed + step)
-        )
-        ref = self.put(batch.select(order))
+        """One PPO update of policy and value (in parallel). Prompt groups are permuted
+        with a per-step seed so mini-batches mix prompts, originals and edits, while a
+        group's rows stay together and share their prompt's forward
+        (``learner.shared_prefix``); metrics come back all-reduced, identical on every
+        rank."""
+        generator = torch.Generator().manual_seed(self.seed + step)
+        ref = self.put(batch.select(grouped_permutation(batch.group_ids, len(batch), generator)))
         policy = [
             a.train_step.remote(
                 ref, temperature=self.temperature, num_mini_batches=self.num_mini_batches

@@ -204,6 +204,8 @@ def test_train_gives_every_rank_the_whole_batch_permuted_by_the_step_seed():
     assert all(rank.received[-1] is trained for rank in g.policy + g.value)
     order = received_rows(g.policy[0])
     assert sorted(order) == list(range(8)) and order != list(range(8))
+    # a group's rows (here 2i, 2i+1) stay together and in order: they share a prompt
+    assert all(order[k] // 2 == order[k + 1] // 2 and order[k] < order[k + 1] for k in (0, 2, 4, 6))
     # every field moved with its row
     assert trained.rewards.tolist() == [float(i) for i in order]
     assert trained.is_edit.tolist() == [i % 2 == 1 for i in order]
@@ -259,3 +261,15 @@ def test_without_value_ranks_values_are_zeros_and_nothing_is_trained_or_saved_fo
     g.save(tmp_path)
     g.load(tmp_path)
     assert {entry[0] for entry in log} == {"policy"}
+
+
+def test_grouped_permutation_moves_whole_groups():
+    from cpe.learner.group import grouped_permutation
+
+    groups = torch.tensor([0, 0, 0, 1, 1, 2, 0, 2])  # group 0's edit sits at row 6
+    order = grouped_permutation(groups, 8, torch.Generator().manual_seed(0))
+    blocks = {0: [0, 1, 2, 6], 1: [3, 4], 2: [5, 7]}
+    shuffled = torch.unique(groups)[torch.randperm(3, generator=torch.Generator().manual_seed(0))]
+    assert order.tolist() == [row for g in shuffled.tolist() for row in blocks[g]]
+    plain = grouped_permutation(None, 5, torch.Generator().manual_seed(0))
+    assert sorted(plain.tolist()) == [0, 1, 2, 3, 4]
