@@ -63,6 +63,7 @@ def ray_head():
 
 
 def _wait_for_jobs_api(address: str, head: subprocess.Popen, log: Path) -> None:
+    import urllib.error
     import urllib.request
 
     deadline = time.time() + 180
@@ -71,6 +72,8 @@ def _wait_for_jobs_api(address: str, head: subprocess.Popen, log: Path) -> None:
         try:
             urllib.request.urlopen(f"{address}/api/version", timeout=2)
             return
+        except urllib.error.HTTPError:
+            return  # it answers (401 when the cluster uses token authentication)
         except OSError:
             time.sleep(1)
     raise AssertionError(f"no Jobs API at {address}: {log.read_text()[-3000:]}")

@@ -4,6 +4,7 @@ summary; a point's folder then refuses a resume under other settings."""
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 
@@ -56,7 +57,10 @@ def test_a_two_by_two_sweep_gives_four_runs_and_a_summary(tmp_path):
     assert [(r["point"], r["algorithm.selection"], r["algorithm.edit_ratio"]) for r in rows] == [
         (str(n), s, str(r)) for n, (s, r) in enumerate(POINTS)
     ]
-    assert all(r["steps"] == "1" and float(r["original/reward_mean"]) >= 0 for r in rows)
+    for n, row in enumerate(rows):
+        last = json.loads((sweep / str(n) / "metrics.jsonl").read_text())
+        assert row["steps"] == "1"
+        assert float(row["original/reward_mean"]) == last["original/reward_mean"]
 
     # Continuing point 0 under point 3's settings stops before Ray, naming the keys.
     before = (sweep / "0" / "metrics.jsonl").read_text()
