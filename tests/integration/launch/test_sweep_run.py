@@ -62,11 +62,12 @@ def test_a_two_by_two_sweep_gives_four_runs_and_a_summary(tmp_path):
         assert row["steps"] == "1"
         assert float(row["original/reward_mean"]) == last["original/reward_mean"]
 
-    # Continuing point 0 under point 3's settings stops before Ray, naming the keys.
+    # Continuing point 0 (random, 0.25) with another selection stops before Ray, naming it.
     before = (sweep / "0" / "metrics.jsonl").read_text()
     refused = _train(
         *TINY,
         "algorithm.selection=conditional",
+        "algorithm.edit_ratio=0.25",
         f"logging.run_dir={sweep / '0'}",
         "trainer.total_steps=2",
         timeout=120,
