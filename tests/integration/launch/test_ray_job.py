@@ -79,18 +79,6 @@ def _wait_for_jobs_api(address: str, head: subprocess.Popen, log: Path) -> None:
     raise AssertionError(f"no Jobs API at {address}: {log.read_text()[-3000:]}")
 
 
-TINY = [
-    "experiment=tiny_cpu",
-    "grm=python",
-    "grm.python_function=cpe.reward.rules:letter_reward",
-    "cluster.pools.grm.engines=0",
-    "trainer.total_steps=1",
-    "trainer.save_every=1",
-    "logging.wandb_mode=disabled",
-    "logging.progress=false",
-]
-
-
 def _launch(command: str, address: str, runs: Path, *overrides: str, timeout: int = 900):
     done = subprocess.run(
         [
@@ -110,9 +98,11 @@ def _launch(command: str, address: str, runs: Path, *overrides: str, timeout: in
     return done, done.stdout + done.stderr
 
 
-def test_a_submitted_tiny_training_succeeds_and_keeps_its_run_folder(ray_head, tmp_path):
+def test_a_submitted_tiny_training_succeeds_and_keeps_its_run_folder(
+    ray_head, tiny_training, tmp_path
+):
     runs = tmp_path / "runs"
-    done, out = _launch("submit", ray_head, runs, *TINY)
+    done, out = _launch("submit", ray_head, runs, *tiny_training)
     assert done.returncode == 0, out[-4000:]
     assert ": SUCCEEDED; run folder: " in out
     (run_dir,) = runs.iterdir()
@@ -123,10 +113,15 @@ def test_a_submitted_tiny_training_succeeds_and_keeps_its_run_folder(ray_head, t
     assert (run_dir / "metrics.jsonl").read_text().count("\n") == 1
 
 
-def test_a_sweep_runs_one_job_per_point_and_writes_the_summary(ray_head, tmp_path):
+def test_a_sweep_runs_one_job_per_point_and_writes_the_summary(ray_head, tiny_training, tmp_path):
     runs = tmp_path / "runs"
     done, out = _launch(
-        "sweep", ray_head, runs, *TINY, "algorithm.selection=random,conditional", timeout=1500
+        "sweep",
+        ray_head,
+        runs,
+        *tiny_training,
+        "algorithm.selection=random,conditional",
+        timeout=1500,
     )
     assert done.returncode == 0, out[-4000:]
     (sweep,) = runs.iterdir()

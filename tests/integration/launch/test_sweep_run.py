@@ -14,15 +14,6 @@ import yaml
 pytestmark = pytest.mark.slow
 
 POINTS = [("random", 0.25), ("random", 0.5), ("conditional", 0.25), ("conditional", 0.5)]
-TINY = [
-    "experiment=tiny_cpu",
-    "grm=python",
-    "grm.python_function=cpe.reward.rules:letter_reward",
-    "cluster.pools.grm.engines=0",
-    "trainer.total_steps=1",
-    "logging.wandb_mode=disabled",
-    "logging.progress=false",
-]
 
 
 def _train(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -34,11 +25,11 @@ def _train(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     )
 
 
-def test_a_two_by_two_sweep_gives_four_runs_and_a_summary(tmp_path):
+def test_a_two_by_two_sweep_gives_four_runs_and_a_summary(tiny_training, tmp_path):
     sweep = tmp_path / "sweep"
     done = _train(
         "-m",
-        *TINY,
+        *tiny_training,
         "algorithm.selection=random,conditional",
         "algorithm.edit_ratio=0.25,0.5",
         f"hydra.sweep.dir={sweep}",
@@ -65,7 +56,7 @@ def test_a_two_by_two_sweep_gives_four_runs_and_a_summary(tmp_path):
     # Continuing point 0 (random, 0.25) with another selection stops before Ray, naming it.
     before = (sweep / "0" / "metrics.jsonl").read_text()
     refused = _train(
-        *TINY,
+        *tiny_training,
         "algorithm.selection=conditional",
         "algorithm.edit_ratio=0.25",
         f"logging.run_dir={sweep / '0'}",
