@@ -25,13 +25,30 @@ from cpe.launch.submit import (
 from cpe.launch.sweep import write_summary
 
 
+def configured_params(overrides: list[str]) -> list[str]:
+    """``hydra.sweeper.params`` of the composed config (``+sweep=NAME`` files set them)
+    as overrides."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from cpe.compose import CONF_DIR
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]  # composable
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=fixed, return_hydra_config=True)
+    return [f"{key}={value}" for key, value in (cfg.hydra.sweeper.get("params") or {}).items()]
+
+
 def sweep_points(overrides: list[str]) -> list[list[str]]:
     """The grid's points in Hydra's multirun order."""
     # Hydra's BasicSweeper is what `-m` runs; its grid expansion is a static method.
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    parsed = OverridesParser.create().parse_overrides(overrides)
+    # As BasicSweeper.sweep does: config params, then the command line (which wins).
+    everything = [*configured_params(overrides), *overrides]
+    parsed = OverridesParser.create().parse_overrides(everything)
     return [point for batch in BasicSweeper.split_arguments(parsed, None) for point in batch]
 
 

@@ -114,3 +114,22 @@ def test_a_remote_cluster_needs_a_runs_folder_it_sees(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--address=http://head:8265", "--", "experiment=tiny_cpu"])
     assert "--runs is required for the cluster at http://head:8265" in capsys.readouterr().err
+
+
+def test_a_sweep_file_grid_expands_and_the_command_line_wins():
+    from cpe.launch.sweep_jobs import sweep_points
+
+    assert sweep_points(["experiment=tiny_cpu", "+sweep=selection"]) == [
+        ["algorithm.selection=random", "experiment=tiny_cpu", "+sweep=selection"],
+        ["algorithm.selection=reward_rank", "experiment=tiny_cpu", "+sweep=selection"],
+        ["algorithm.selection=conditional", "experiment=tiny_cpu", "+sweep=selection"],
+    ]
+    points = sweep_points(
+        ["+sweep=edit_ratio", "algorithm.edit_ratio=0.1,0.2", "algorithm=cpe,ppo"]
+    )
+    assert points == [
+        ["algorithm.edit_ratio=0.1", "+sweep=edit_ratio", "algorithm=cpe"],
+        ["algorithm.edit_ratio=0.1", "+sweep=edit_ratio", "algorithm=ppo"],
+        ["algorithm.edit_ratio=0.2", "+sweep=edit_ratio", "algorithm=cpe"],
+        ["algorithm.edit_ratio=0.2", "+sweep=edit_ratio", "algorithm=ppo"],
+    ]
