@@ -137,10 +137,26 @@ def connect(address: str):
     return client
 
 
-def submit(client, job: Job, runtime_env: dict) -> None:
-    client.submit_job(
-        entrypoint=entrypoint(job.overrides), submission_id=job.job_id, runtime_env=runtime_env
-    )
+#: What the Jobs API answers while a fresh cluster's job agent is still starting.
+AGENT_NOT_READY = "No available agent to submit job"
+
+
+def submit(client, job: Job, runtime_env: dict, agent_wait_s: float = 120.0) -> None:
+    """Submit ``job``; a cluster whose job agent is still starting is waited for."""
+    deadline = time.monotonic() + agent_wait_s
+    while True:
+        try:
+            client.submit_job(
+                entrypoint=entrypoint(job.overrides),
+                submission_id=job.job_id,
+                runtime_env=runtime_env,
+            )
+            break
+        except RuntimeError as exc:
+            if AGENT_NOT_READY not in str(exc) or time.monotonic() > deadline:
+                raise
+            print("the cluster's job agent is starting; retrying in 2 s", flush=True)
+            time.sleep(2.0)
     print(f"job {job.job_id} submitted; run folder: {job.run_dir}")
 
 

@@ -133,3 +133,30 @@ def test_a_sweep_file_grid_expands_and_the_command_line_wins():
         ["algorithm.edit_ratio=0.2", "+sweep=edit_ratio", "algorithm=cpe"],
         ["algorithm.edit_ratio=0.2", "+sweep=edit_ratio", "algorithm=ppo"],
     ]
+
+
+class StartingCluster:
+    """A Jobs API client whose job agent answers after ``busy`` refusals."""
+
+    def __init__(self, busy: int, error: str = "No available agent to submit job, try later"):
+        self.busy, self.error, self.submitted = busy, error, []
+
+    def submit_job(self, **kwargs):
+        if self.busy:
+            self.busy -= 1
+            raise RuntimeError(f"Request failed with status code 500: {self.error}.")
+        self.submitted.append(kwargs)
+
+
+def test_submit_waits_for_a_starting_job_agent(monkeypatch, tmp_path):
+    monkeypatch.setattr(submit.time, "sleep", lambda s: None)
+    client, job = StartingCluster(busy=2), job_plan(["experiment=tiny_cpu"], tmp_path)
+    submit.submit(client, job, {"working_dir": "."})
+    assert [k["submission_id"] for k in client.submitted] == [job.job_id]
+
+
+def test_other_submit_errors_are_not_retried(tmp_path):
+    client = StartingCluster(busy=1, error="runtime_env is invalid")
+    with pytest.raises(RuntimeError, match="runtime_env is invalid"):
+        submit.submit(client, job_plan([], tmp_path), {})
+    assert client.submitted == []
