@@ -39,6 +39,8 @@ def ray_head():
             f"--port={port}",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={dashboard}",
+            # 52365 by default: taken by the test session's own Ray, whose agent holds it
+            f"--dashboard-agent-listen-port={free_port()}",
             "--num-cpus=8",
             f"--temp-dir={temp}",
             "--object-store-memory=600000000",
