@@ -73,10 +73,10 @@ def claim_run_folder(cfg: CPEConfig, dcfg: DictConfig) -> tuple[CPEConfig, bool]
     raw = str(OmegaConf.to_container(dcfg.logging, resolve=False)["run_dir"])
     hydra = HydraConfig.get()
     sweep = hydra.mode == RunMode.MULTIRUN
-    if not (sweep or names_new_run(raw)):
+    stamped = names_new_run(raw)
+    if not (sweep or stamped):
         return cfg, False
-    stamped_point = sweep and names_new_run(raw)
-    folder = claim_new(hydra.runtime.output_dir if stamped_point else cfg.logging.run_dir)
+    folder = claim_new(hydra.runtime.output_dir if sweep and stamped else cfg.logging.run_dir)
     group = cfg.logging.wandb_group or (Path(hydra.sweep.dir).name if sweep else None)
     logging_cfg = dataclasses.replace(cfg.logging, run_dir=str(folder), wandb_group=group)
     return dataclasses.replace(cfg, logging=logging_cfg), True

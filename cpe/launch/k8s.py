@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import yaml
 
 from cpe.cluster.placement import plan_pools
 from cpe.config import CPEConfig
+from cpe.launch.submit import entrypoint
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES_DIR = ROOT / "launch" / "k8s"
@@ -149,11 +149,11 @@ def cluster_spec(cfg: CPEConfig, image: str, shape: PodShape) -> dict:
     }
 
 
-def entrypoint(cfg: CPEConfig, overrides: list[str]) -> str:
+def rayjob_entrypoint(cfg: CPEConfig, overrides: list[str]) -> str:
     """The training command: the overrides given, with the run folder on the volume."""
     kept = [o for o in overrides if not o.startswith("logging.run_dir=")]
     run_dir = f"logging.run_dir={RUNS_MOUNT}/{cfg.name}-${{now:%Y%m%d-%H%M%S}}"
-    return shlex.join(["python", "-m", "cpe.train", *kept, run_dir])
+    return entrypoint([*kept, run_dir])
 
 
 def manifests(
@@ -192,7 +192,7 @@ def manifests(
             "kind": "RayJob",
             "metadata": {"name": name},
             "spec": {
-                "entrypoint": entrypoint(cfg, overrides),
+                "entrypoint": rayjob_entrypoint(cfg, overrides),
                 "shutdownAfterJobFinishes": True,
                 "ttlSecondsAfterFinished": 3600,
                 "submitterConfig": {"backoffLimit": 2},

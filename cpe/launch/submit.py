@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -113,9 +114,8 @@ def job_plan(overrides: list[str], runs: Path) -> Job:
 
 
 def entrypoint(overrides: list[str]) -> str:
-    import shlex
-
-    return " ".join(["python", "-m", "cpe.train", *map(shlex.quote, overrides)])
+    """The shell command that trains with ``overrides`` (a job's or a RayJob's)."""
+    return shlex.join(["python", "-m", "cpe.train", *overrides])
 
 
 def load_runtime_env(path: Path) -> dict:

@@ -16,7 +16,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 
 from cpe.report.runs import Run, differing_keys, load_run
-from cpe.report.table import fmt
+from cpe.report.table import aligned, fmt
 
 #: Final figures per point: reward, the three GRM scores, length, eval win rates.
 FIGURES = (
@@ -70,11 +70,7 @@ def write_summary(sweep_dir: str | Path) -> Path | None:
     header, rows = summary_rows(points)
     with (sweep_dir / SUMMARY_CSV).open("w", newline="") as fh:
         csv.writer(fh).writerows([header, *rows])
-    cells = [header, *([fmt(v) for v in row] for row in rows)]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
-    text = "\n".join(
-        "  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in cells
-    )
+    text = aligned([header, *([fmt(v) for v in row] for row in rows)])
     (sweep_dir / SUMMARY_TXT).write_text(text + "\n")
     print(f"sweep {sweep_dir} ({len(points)} points):\n{text}")
     return sweep_dir / SUMMARY_CSV

@@ -67,7 +67,8 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     args.runs = runs_root(p, args)
     jobs = sweep_jobs(args.overrides, args.runs, time.strftime("%Y%m%d-%H%M%S"))
-    print(f"{len(jobs)} points into {Path(jobs[0].run_dir).parent}")
+    sweep_dir = Path(jobs[0].run_dir).parent
+    print(f"{len(jobs)} points into {sweep_dir}")
     client, env = connect(args.address), load_runtime_env(args.runtime_env)
     failed = []
     for job in jobs:
@@ -76,7 +77,6 @@ def main(argv: list[str]) -> int:
         print(f"job {job.job_id}: {status}")
         if status != "SUCCEEDED":
             failed.append(job.job_id)
-    sweep_dir = Path(jobs[0].run_dir).parent
     if not write_summary(sweep_dir):
         print(f"no summary here: run python -m cpe.launch summary {sweep_dir} where it is seen")
     if failed:

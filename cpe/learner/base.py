@@ -18,6 +18,7 @@ from cpe.config import AlgorithmConfig, LearnerConfig
 from cpe.learner.dist import backend_for, init_distributed
 from cpe.learner.ds_config import build_ds_config, lr_scheduler_factory, uses_bf16
 from cpe.learner.metrics import MetricAccumulator
+from cpe.learner.prefix import Output, plain_forward, shared_prefix_forward
 from cpe.logs import quiet_third_party
 from cpe.weight_sync.sender import WeightSender
 
@@ -154,6 +155,12 @@ class DeepSpeedWorker(WeightSender):
             tdist.all_reduce(tensor, op=tdist.ReduceOp.SUM)
 
     # -- inference ------------------------------------------------------------------
+
+    def _forward(self, batch: TensorBatch, output: Output) -> torch.Tensor:
+        """``output`` from the position before the first response token on, each
+        distinct prompt run once when ``learner.shared_prefix`` (cpe.learner.prefix)."""
+        forward = shared_prefix_forward if self.cfg.shared_prefix else plain_forward
+        return forward(self.engine, batch, output)
 
     @torch.no_grad()
     def _map_shard(

@@ -12,7 +12,7 @@ from cpe.batch import TensorBatch
 from cpe.learner.base import DeepSpeedWorker
 from cpe.learner.hf_io import save_hf_folder
 from cpe.learner.lora import merged_weights, with_lora
-from cpe.learner.prefix import LOGITS, plain_forward, shared_prefix_forward
+from cpe.learner.prefix import LOGITS
 from cpe.learner.tokens import token_entropy, token_logprobs
 
 
@@ -52,8 +52,7 @@ class PolicyWorker(DeepSpeedWorker):
         return super()._named_parameters()
 
     def _logits(self, batch: TensorBatch) -> torch.Tensor:
-        forward = shared_prefix_forward if self.cfg.shared_prefix else plain_forward
-        return forward(self.engine, batch, LOGITS)
+        return self._forward(batch, LOGITS)
 
     def logprobs(self, batch: TensorBatch, temperature: float = 1.0) -> torch.Tensor:
         """log_softmax(logits / T) of each token of this rank's shard, ``[b_shard, L]``.

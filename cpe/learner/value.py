@@ -11,7 +11,7 @@ from torch import nn
 from cpe.algo import value_loss
 from cpe.batch import TensorBatch
 from cpe.learner.base import DeepSpeedWorker
-from cpe.learner.prefix import VALUES, plain_forward, shared_prefix_forward
+from cpe.learner.prefix import VALUES
 from cpe.learner.tokens import shift_values
 
 
@@ -55,8 +55,7 @@ class ValueWorker(DeepSpeedWorker):
         super().enable_gradient_checkpointing(module.backbone)
 
     def _values(self, batch: TensorBatch) -> torch.Tensor:
-        forward = shared_prefix_forward if self.cfg.shared_prefix else plain_forward
-        kept = forward(self.engine, batch, VALUES)  # from the last prompt position on
+        kept = self._forward(batch, VALUES)  # from the last prompt position on
         raw = F.pad(kept, (batch.input_ids.shape[1] - kept.shape[1], 0))
         return shift_values(raw).float() * batch.response_mask.float()
 

@@ -32,8 +32,12 @@ def fmt(value: Any) -> str:
 
 def table(rows: list[Row], keys: list[str]) -> str:
     header = ["step", *keys]
-    lines = [header] + [[fmt(r.get("step")), *(fmt(r.get(k)) for k in keys)] for r in rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return aligned([header] + [[fmt(r.get("step")), *(fmt(r.get(k)) for k in keys)] for r in rows])
+
+
+def aligned(lines: list[list[str]]) -> str:
+    """Text cells as right-aligned columns, two spaces apart."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return "\n".join(
         "  ".join(cell.rjust(w) for cell, w in zip(line, widths, strict=True)) for line in lines
     )
