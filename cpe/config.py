@@ -33,7 +33,9 @@ class ModelConfig:
     # The value model is initialised from the policy's checkpoint (spec step 7).
     value: ModelSpec = field(default_factory=ModelSpec)
     reference: ReferenceSpec = field(default_factory=ReferenceSpec)
-    cache_dir: str = ".cache/models"
+    # Where fixture:NAME models are built, on each node that loads one (~ = that node's
+    # home; a relative path is taken from where the run starts).
+    cache_dir: str = "~/.cache/cpe/models"
 
 
 @dataclass
@@ -219,6 +221,10 @@ class ClusterConfig:
     # How new policy weights reach the rollout engines (cpe.weight_sync.backends.WEIGHT_SYNC_BACKENDS):
     # object_store (any device; the CPU path) | nccl (GPU: broadcast from learner rank 0).
     weight_sync: str = "object_store"
+    # true: each pool's bundles also ask for the custom resource cpe_pool_<pool>, so a
+    # pool lands only on nodes started with it (KubeRay: its own worker group, see
+    # cpe.launch.k8s); false: Ray places pools wherever they fit.
+    pin_pools: bool = False
     pools: PoolsConfig = field(default_factory=PoolsConfig)
 
 

@@ -79,14 +79,11 @@ def main(argv: list[str] | None = None) -> None:
 
     from transformers import AutoModelForCausalLM
 
-    from cpe.cluster.session import worker_env
     from cpe.learner.dist import free_port
     from cpe.learner.policy import PolicyWorker
     from cpe.models.paths import resolve_model_path
 
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the learner reads its budget here
-    # DeepSpeed's comm op is compiled once into the project's cache, as for the actors
-    os.environ.setdefault("TORCH_EXTENSIONS_DIR", worker_env()["TORCH_EXTENSIONS_DIR"])
     torch.set_num_threads(args.threads)
     path = resolve_model_path(f"fixture:{args.model}")
     from transformers import AutoConfig

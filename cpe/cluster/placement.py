@@ -55,25 +55,40 @@ def plan_pools(cluster: ClusterConfig) -> list[PoolPlan]:
     return [p for p in plans if p.slots > 0]
 
 
-def bundle_for(plan: PoolPlan, device: str) -> dict[str, float]:
-    if device == "gpu":
-        return {"GPU": float(plan.devices_per_slot), "CPU": 1.0}
-    return {"CPU": float(plan.devices_per_slot)}
+def pool_resource(pool: str) -> str:
+    """The custom resource a node offers to host ``pool`` under ``cluster.pin_pools``."""
+    return f"cpe_pool_{pool}"
 
 
-def missing_resources(plans: list[PoolPlan], device: str, available: dict[str, float]) -> list[str]:
+def bundle_for(plan: PoolPlan, device: str, pinned: bool = False) -> dict[str, float]:
+    """One slot's bundle; ``pinned`` adds one unit of the pool's resource per device."""
+    devices = float(plan.devices_per_slot)
+    bundle = {"GPU": devices, "CPU": 1.0} if device == "gpu" else {"CPU": devices}
+    if pinned:
+        bundle[pool_resource(plan.name)] = devices
+    return bundle
+
+
+def missing_resources(
+    plans: list[PoolPlan], device: str, available: dict[str, float], pinned: bool = False
+) -> list[str]:
     """Human-readable shortfalls of ``available`` (ray.cluster_resources()) for ``plans``."""
     need: dict[str, float] = {}
     for plan in plans:
-        for key, amount in bundle_for(plan, device).items():
+        for key, amount in bundle_for(plan, device, pinned).items():
             need[key] = need.get(key, 0.0) + amount * plan.slots
     problems = []
     for key, amount in sorted(need.items()):
         have = available.get(key, 0.0)
         if have < amount:
             users = ", ".join(f"{p.name}={p.devices}" for p in plans)
+            hint = (
+                f" (cluster.pin_pools: start its nodes with --resources '{{\"{key}\": N}}')"
+                if key.startswith("cpe_pool_")
+                else ""
+            )
             problems.append(
-                f"{key}: the pools need {amount:g} ({users}) but the cluster has {have:g}"
+                f"{key}: the pools need {amount:g} ({users}) but the cluster has {have:g}{hint}"
             )
     return problems
 
@@ -97,13 +112,14 @@ class Placement:
         import ray
         from ray.util.placement_group import placement_group
 
+        pinned = self.cluster.pin_pools
         problems = missing_resources(
-            list(self.plans.values()), self.cluster.device, ray.cluster_resources()
+            list(self.plans.values()), self.cluster.device, ray.cluster_resources(), pinned
         )
         if problems:
             raise ClusterTooSmall("cluster too small for cluster.pools: " + "; ".join(problems))
         for name, plan in self.plans.items():
-            bundles = [bundle_for(plan, self.cluster.device)] * plan.slots
+            bundles = [bundle_for(plan, self.cluster.device, pinned)] * plan.slots
             strategy = (
                 "STRICT_PACK" if plan.fits_one_node(self.cluster.devices_per_node) else "PACK"
             )
@@ -115,7 +131,7 @@ class Placement:
                 self.remove()
                 raise ClusterTooSmall(
                     f"placement group for pool '{name}' ({self.plans[name].slots} x "
-                    f"{bundle_for(self.plans[name], self.cluster.device)}) not ready after "
+                    f"{bundle_for(self.plans[name], self.cluster.device, pinned)}) not ready after "
                     f"{self.ready_timeout_s:.0f}s: the cluster cannot fit cluster.pools.{name}"
                 ) from exc
         return self
@@ -130,7 +146,7 @@ class Placement:
         plan = self.plans[pool]
         if not 0 <= index < plan.slots:
             raise IndexError(f"pool '{pool}' has {plan.slots} slots, asked for {index}")
-        resources = bundle_for(plan, self.cluster.device)
+        resources = bundle_for(plan, self.cluster.device, self.cluster.pin_pools)
         return {
             "num_cpus": resources.get("CPU", 0.0),
             "num_gpus": resources.get("GPU", 0.0),
@@ -140,6 +156,16 @@ class Placement:
                 placement_group_capture_child_tasks=True,
             ),
         }
+
+    def layout(self) -> dict[str, list[str]]:
+        """The node id of every slot, by pool (written to the run folder: where it ran)."""
+        from ray.util.placement_group import placement_group_table
+
+        layout = {}
+        for name, group in self._groups.items():
+            nodes = placement_group_table(group)["bundles_to_node_id"]
+            layout[name] = [nodes[i] for i in range(self.plans[name].slots)]
+        return layout
 
     def remove(self) -> None:
         from ray.util.placement_group import remove_placement_group
@@ -156,7 +182,7 @@ def rank0_address(placement: Placement, pool: str) -> tuple[str, int]:
 
     from cpe.learner.dist import free_port, node_ip
 
-    @ray.remote(num_cpus=0)
+    @ray.remote(num_cpus=0, max_calls=1)  # see cpe.cluster.storage: no reused worker
     def probe() -> tuple[str, int]:
         return node_ip(), free_port("0.0.0.0")
 

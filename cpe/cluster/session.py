@@ -5,24 +5,22 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 from cpe.config import CPEConfig
 from cpe.logs import quiet_third_party
 
-CACHE = Path(".cache").resolve()
-
 
 def worker_env() -> dict[str, str]:
-    """Environment every actor gets: one thread each on small machines, shared caches."""
+    """Environment every actor gets, the same on every node (no path of the driver's).
+    DeepSpeed's JIT-built ops land in torch's per-user cache unless TORCH_EXTENSIONS_DIR
+    says otherwise."""
     env = {
         "TOKENIZERS_PARALLELISM": "false",
-        "TORCH_EXTENSIONS_DIR": str(CACHE / "torch_extensions"),
         "VLLM_CPU_OMP_THREADS_BIND": "nobind",
         # glibc's per-thread arenas keep freed activation memory; fewer arenas give it back.
         "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
     }
-    for key in ("OMP_NUM_THREADS", "TMPDIR", "VLLM_CPU_KVCACHE_SPACE"):
+    for key in ("OMP_NUM_THREADS", "TMPDIR", "VLLM_CPU_KVCACHE_SPACE", "TORCH_EXTENSIONS_DIR"):
         if key in os.environ:
             env[key] = os.environ[key]
     return env

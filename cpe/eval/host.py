@@ -53,8 +53,9 @@ class EngineHost:
         from cpe.models.paths import resolve_model_path
         from cpe.rollout.launch import engine_pool
 
+        # The engines resolve `model` on their own nodes; the tokenizer is the driver's.
         path = resolve_model_path(model, self.cfg.model.cache_dir, f"{pool} model")
-        engines = engine_pool(self._placement(), pool, self.cfg, path, dtype, max_len)
+        engines = engine_pool(self._placement(), pool, self.cfg, model, dtype, max_len)
         self.live[pool] = _Live(model, dtype, max_len, engines, _tokenizer(path))
         return engines, self.live[pool].tokenizer
 

@@ -10,6 +10,7 @@ placement group packs (cpe.cluster.placement: the whole pool on one node when it
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from cpe.cluster.placement import plan_pools
+from cpe.cluster.placement import plan_pools, pool_resource
 from cpe.config import CPEConfig
 from cpe.launch.submit import entrypoint
 
@@ -65,6 +66,12 @@ def worker_groups(cfg: CPEConfig) -> list[WorkerGroup]:
     whole pool on one pod when it fits a node (STRICT_PACK), else whole bundles per pod."""
     per_node = cfg.cluster.devices_per_node
     return [WorkerGroup(plan.name, *plan.node_split(per_node)) for plan in plan_pools(cfg.cluster)]
+
+
+def pool_resources_param(group: WorkerGroup) -> str:
+    """``ray start --resources`` of a group's pods (KubeRay passes it through a shell,
+    hence the single quotes)."""
+    return "'" + json.dumps({pool_resource(group.pool): group.devices_per_pod}) + "'"
 
 
 def k8s_name(text: str) -> str:
@@ -135,7 +142,8 @@ def cluster_spec(cfg: CPEConfig, image: str, shape: PodShape) -> dict:
                 "replicas": group.replicas,
                 "minReplicas": group.replicas,
                 "maxReplicas": group.replicas,
-                "rayStartParams": {},
+                # The pool lands on its own group when the run sets cluster.pin_pools.
+                "rayStartParams": {"resources": pool_resources_param(group)},
                 "template": _pod(container, shm_gi),
             }
         )
@@ -150,10 +158,23 @@ def cluster_spec(cfg: CPEConfig, image: str, shape: PodShape) -> dict:
 
 
 def rayjob_entrypoint(cfg: CPEConfig, overrides: list[str]) -> str:
-    """The training command: the overrides given, with the run folder on the volume."""
-    kept = [o for o in overrides if not o.startswith("logging.run_dir=")]
-    run_dir = f"logging.run_dir={RUNS_MOUNT}/{cfg.name}-${{now:%Y%m%d-%H%M%S}}"
-    return entrypoint([*kept, run_dir])
+    """The training command: the overrides given, the run folder on the volume and each
+    pool pinned to its worker group (unless set). The default folder is fixed, named after
+    the job, so that a retried submission continues the run from its last checkpoint."""
+    given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    extra = []
+    if "logging.run_dir" in given:
+        run_dir = Path(cfg.logging.run_dir)
+        if not run_dir.is_relative_to(RUNS_MOUNT):
+            raise ValueError(
+                f"logging.run_dir={cfg.logging.run_dir} is not on the run volume: the RayJob "
+                f"mounts it at {RUNS_MOUNT}; give a folder under it or leave the key out"
+            )
+    else:
+        extra.append(f"logging.run_dir={RUNS_MOUNT}/{k8s_name(f'cpe-{cfg.name}')}")
+    if "cluster.pin_pools" not in given:
+        extra.append("cluster.pin_pools=true")
+    return entrypoint([*overrides, *extra])
 
 
 def manifests(
@@ -252,5 +273,10 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - one actionable line
         print(f"config error: {one_line_error(exc)}", file=sys.stderr)
         return 2
-    sys.stdout.write(render(cfg, args.overrides, args.kind, Site(args.image, args.storage_class)))
+    try:
+        text = render(cfg, args.overrides, args.kind, Site(args.image, args.storage_class))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text)
     return 0

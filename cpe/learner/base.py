@@ -20,6 +20,7 @@ from cpe.learner.ds_config import build_ds_config, lr_scheduler_factory, uses_bf
 from cpe.learner.metrics import MetricAccumulator
 from cpe.learner.prefix import Output, plain_forward, shared_prefix_forward
 from cpe.logs import quiet_third_party
+from cpe.models.paths import DEFAULT_CACHE, resolve_model_path
 from cpe.weight_sync.sender import WeightSender
 
 CHECKPOINT_TAG = "state"
@@ -60,11 +61,13 @@ class DeepSpeedWorker(WeightSender):
         dtype: str = "float32",
         total_optimizer_steps: int | None = None,
         ds_overrides: dict | None = None,
+        model_cache_dir: str = DEFAULT_CACHE,
     ) -> None:
+        """``model_path``: a folder every node has, or fixture:NAME, built on this node."""
         quiet_third_party(device)
         torch.set_num_threads(bundle_threads())
         self.rank, self.world_size = rank, world_size
-        self.model_path = str(model_path)
+        self.model_path = resolve_model_path(str(model_path), model_cache_dir)
         self.cfg, self.algo = learner_cfg, algo_cfg
         init_distributed(rank, world_size, master_addr, master_port, backend_for(device))
         torch_dtype = torch.bfloat16 if uses_bf16(device, dtype) else torch.float32

@@ -1,11 +1,17 @@
 """Resolve ``model.*.path`` values: plain folders pass through, ``fixture:NAME``
-builds (once) and returns a locally generated model folder."""
+builds (once per node) and returns a locally generated model folder.
+
+Every process that loads a model resolves its path itself, on its own node: a fixture
+is built in that node's cache (nothing assumes the driver's disk is everyone's), and a
+folder must exist there (shared storage or baked into the image)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from cpe.config import CPEConfig, ModelSpec, ReferenceSpec
+from filelock import FileLock
+
+from cpe.config import CPEConfig, ModelConfig, ModelSpec, ReferenceSpec
 
 FIXTURES = ("tiny", "smollm2")
 
@@ -25,14 +31,32 @@ def check_model_path(path: str, key: str = "model path") -> None:
         )
 
 
+DEFAULT_CACHE = ModelConfig.cache_dir
+
+
+def cache_dir_for_actors(cache_dir: str) -> str:
+    """``model.cache_dir`` as every node reads it: ``~`` stays for each node's own home,
+    a relative path is taken from the directory the run was started in."""
+    if cache_dir.startswith("~") or Path(cache_dir).is_absolute():
+        return cache_dir
+    return str(Path(cache_dir).resolve())
+
+
 def resolve_model_path(
-    path: str, cache_dir: str | Path = ".cache/models", key: str = "model path"
+    path: str, cache_dir: str | Path = DEFAULT_CACHE, key: str = "model path"
 ) -> str:
     check_model_path(path, key)
     if not path.startswith("fixture:"):
         return path
     name = path.split(":", 1)[1]
-    cache = Path(cache_dir)
+    cache = Path(cache_dir).expanduser()
+    cache.mkdir(parents=True, exist_ok=True)
+    # Several actors of one node (two learner ranks, an engine) may ask at once.
+    with FileLock(str(cache / f"{name}.lock")):
+        return _build_fixture(name, cache)
+
+
+def _build_fixture(name: str, cache: Path) -> str:
     if name == "tiny":
         from cpe.models.tiny import build_tiny_model
 

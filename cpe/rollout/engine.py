@@ -30,7 +30,7 @@ class VLLMEngine:
         # Before vLLM starts: its CPU worker refuses set_num_threads afterwards.
         torch.set_num_threads(bundle_threads())
         started = time.perf_counter()
-        self.settings = settings
+        self.settings = settings = settings.on_this_node()
         self.weight_version = 0
         self._updating = False
         self._broken: str | None = None

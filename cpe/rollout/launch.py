@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from cpe.cluster.placement import Placement
 from cpe.config import CPEConfig
+from cpe.models.paths import cache_dir_for_actors
 from cpe.rollout.pool import EnginePool
 from cpe.rollout.settings import EngineSettings
 
@@ -13,7 +14,8 @@ from cpe.rollout.settings import EngineSettings
 def engine_settings(
     cfg: CPEConfig, pool: str, model_path: str, dtype: str, max_len: int, index: int
 ) -> EngineSettings:
-    """What engine ``index`` of ``pool`` ("rollout" or "grm") is started with."""
+    """What engine ``index`` of ``pool`` ("rollout" or "grm") is started with
+    (``model_path``: a folder every node has, or fixture:NAME built on the engine's node)."""
     gpu = cfg.cluster.device == "gpu"
     nccl = pool == "rollout" and cfg.cluster.weight_sync == "nccl"
     return EngineSettings(
@@ -27,6 +29,7 @@ def engine_settings(
         enforce_eager=cfg.rollout.enforce_eager,
         tensor_parallel_size=getattr(cfg.cluster.pools, pool).devices_per_engine if gpu else 1,
         weight_transfer_backend="nccl" if nccl else None,
+        model_cache_dir=cache_dir_for_actors(cfg.model.cache_dir),
     )
 
 

@@ -24,7 +24,8 @@ MARKER = "COMPLETE"
 
 class CheckpointManager:
     def __init__(self, run_dir: str | Path, keep: int = 2):
-        self.root = Path(run_dir) / "checkpoints"
+        # Absolute: learner ranks write their shards here from their own working dirs.
+        self.root = Path(run_dir).resolve() / "checkpoints"
         self.keep = keep
 
     def begin(self, step: int) -> Path:

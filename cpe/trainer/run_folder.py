@@ -39,6 +39,7 @@ MAY_CHANGE_ON_RESUME = (
     "logging.wandb_entity",
     "logging.wandb_group",
     "cluster.address",
+    "cluster.pin_pools",  # where pools run, not what they compute
 )
 MAX_LISTED = 4
 

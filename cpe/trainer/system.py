@@ -3,16 +3,19 @@ engines (rollout + GRM), DeepSpeed learners, weight sync, and the driver around 
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from cpe.cluster.placement import Placement, rank0_address
 from cpe.cluster.session import init_ray
+from cpe.cluster.storage import check_run_dir_shared
 from cpe.config import CPEConfig
 from cpe.data.cursor import PromptCursor
 from cpe.data.records import Record
 from cpe.learner.group import RayLearnerGroup
-from cpe.models.paths import model_roles, resolve_model_path
+from cpe.models.paths import cache_dir_for_actors, model_roles, resolve_model_path
 from cpe.rollout.launch import engine_pool
 from cpe.rollout.pool import EnginePool
 from cpe.trainer.checkpoint import CheckpointManager, read_driver_state, resolve_resume
@@ -76,6 +79,7 @@ def _learner_group(
                 device=cfg.cluster.device,
                 dtype=dtype,
                 total_optimizer_steps=optimizer_steps,
+                model_cache_dir=cache_dir_for_actors(cfg.model.cache_dir),
             )
             for r in range(world)
         ]
@@ -100,11 +104,16 @@ def _learner_group(
 
 
 def model_paths(cfg: CPEConfig) -> dict[str, str]:
-    """Local folders of every model this config runs (fixtures are built here, once)."""
-    return {
-        role: resolve_model_path(spec.path, cfg.model.cache_dir, f"model.{role}.path")
-        for role, spec in model_roles(cfg).items()
-    }
+    """The path of every model this config runs, as configured: each actor resolves it
+    on its own node (a fixture is built there), the driver through :func:`local_tokenizer`."""
+    return {role: spec.path for role, spec in model_roles(cfg).items()}
+
+
+def local_tokenizer(cfg: CPEConfig, path: str):
+    """The tokenizer of a configured model path, on the driver's node."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(resolve_model_path(path, cfg.model.cache_dir))
 
 
 def edit_prompt_budget(cfg: CPEConfig) -> int:
@@ -114,10 +123,27 @@ def edit_prompt_budget(cfg: CPEConfig) -> int:
     return r.max_prompt_tokens + r.max_new_tokens + cfg.grm.max_new_tokens + 256
 
 
+def record_layout(placement: Placement, run_dir: str) -> None:
+    """Check every node sees the run folder, then write which node hosts each slot to
+    ``placement.json`` in it."""
+    check_run_dir_shared(placement, run_dir)
+    layout = placement.layout()
+    (Path(run_dir) / "placement.json").write_text(json.dumps(layout, indent=1))
+
+
 def start_system(cfg: CPEConfig, paths: dict[str, str], total_steps: int) -> System:
     """Ray, the placement groups, the engines (rollout, GRM) and the learner ranks."""
+    import ray
+
     started_ray = init_ray(cfg)
     placement = Placement(cfg.cluster).create()
+    try:
+        record_layout(placement, cfg.logging.run_dir)
+    except BaseException:
+        placement.remove()
+        if started_ray:
+            ray.shutdown()
+        raise
     r, g = cfg.rollout, cfg.grm
     rollout_len = max(
         r.max_prompt_tokens + r.max_new_tokens, edit_prompt_budget(cfg) + r.edit_max_new_tokens
@@ -135,13 +161,12 @@ def start_system(cfg: CPEConfig, paths: dict[str, str], total_steps: int) -> Sys
 
 def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple[Driver, System]:
     """The running system and the driver around it; on failure the system is shut down."""
-    from transformers import AutoTokenizer
 
     from cpe.prompts import PromptSet
 
     paths = model_paths(cfg)
     prompts = PromptSet.from_config(cfg.prompts)
-    tokenizer = AutoTokenizer.from_pretrained(paths["policy"])
+    tokenizer = local_tokenizer(cfg, paths["policy"])
     prompter = Prompter(tokenizer, prompts, cfg.rollout.max_prompt_tokens, edit_prompt_budget(cfg))
     system = start_system(cfg, paths, total_steps)
     try:
@@ -153,14 +178,13 @@ def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple
 
 def _grm(cfg: CPEConfig, system: System, paths: dict[str, str], prompter: Prompter):
     """A GRM scorer on the GRM engines (or the configured endpoint / function)."""
-    from transformers import AutoTokenizer
 
     from cpe.reward.factory import build_grm
 
     return build_grm(
         cfg.grm,
         engine_pool=system.grm_pool,
-        tokenizer=AutoTokenizer.from_pretrained(paths["grm"]) if "grm" in paths else None,
+        tokenizer=local_tokenizer(cfg, paths["grm"]) if "grm" in paths else None,
         prompts=prompter.prompts,
         max_prompt_tokens=cfg.grm.max_prompt_tokens,
     )
@@ -226,10 +250,6 @@ def _driver(
 
 def _evaluator(cfg: CPEConfig, system: System, paths: dict[str, str], prompter: Prompter):
     """The eval set, the current policy's answerer and the judge on the running engines."""
-    from pathlib import Path
-
-    from transformers import AutoTokenizer
-
     from cpe.eval.answers import PolicyAnswerer, eval_sampling
     from cpe.eval.evaluation import EvalSettings, Evaluation
     from cpe.eval.judges import JUDGE_BACKENDS
@@ -243,7 +263,7 @@ def _evaluator(cfg: CPEConfig, system: System, paths: dict[str, str], prompter: 
     evaluation = Evaluation(Path(cfg.logging.run_dir) / "eval" / "train", records, settings)
     sampling = eval_sampling(cfg.rollout)
     answerer = PolicyAnswerer(system.rollout, prompter.tokenizer, prompter.prompts, sampling)
-    tokenizer = AutoTokenizer.from_pretrained(paths["grm"]) if e.judge.backend == "vllm" else None
+    tokenizer = local_tokenizer(cfg, paths["grm"]) if e.judge.backend == "vllm" else None
     judge = JUDGE_BACKENDS[e.judge.backend](e.judge, prompter.prompts, system.grm_pool, tokenizer)
     reference = resolve_reference(cfg, records)
     meta = judgment_meta(cfg, reference)

@@ -140,11 +140,8 @@ class NcclBroadcastSync(PushAndCheck):
     def _init_group(self) -> None:
         import ray
 
-        from cpe.learner.dist import free_port
-
         ranks, engines = self.learners.policy, self.engines.actors
-        address = ray.get(ranks[0].node_ip.remote())
-        port = free_port()
+        address, port = ray.get(ranks[0].rendezvous_address.remote())
         world = 1 + len(engines) * self.tp_size
         refs = [a.init_weight_sender.remote(address, port, world) for a in ranks]
         refs += [

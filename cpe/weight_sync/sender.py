@@ -56,10 +56,12 @@ class WeightSender:
             metas.append((name, str(p.dtype).removeprefix("torch."), shape))
         return metas
 
-    def node_ip(self) -> str:
-        from cpe.learner.dist import node_ip
+    def rendezvous_address(self) -> tuple[str, int]:
+        """This node's address and a port free on it: rank 0 listens there for the
+        weight-sync group, so the port is probed here, not on the driver's node."""
+        from cpe.learner.dist import free_port, node_ip
 
-        return node_ip()
+        return node_ip(), free_port("0.0.0.0")
 
     def init_weight_sender(self, master_address: str, master_port: int, world_size: int) -> None:
         if self.rank != 0:

@@ -22,7 +22,6 @@ def ray_session():
 
     from cpe.cluster.session import worker_env
 
-    os.environ.setdefault("TORCH_EXTENSIONS_DIR", worker_env()["TORCH_EXTENSIONS_DIR"])
     started = not ray.is_initialized()
     if started:
         ray.init(

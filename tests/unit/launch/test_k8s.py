@@ -1,5 +1,7 @@
 """KubeRay manifests follow the config's pools; the committed examples are current."""
 
+import json
+
 import pytest
 import yaml
 
@@ -80,12 +82,10 @@ def test_a_pool_larger_than_a_node_keeps_its_bundles_whole():
 
 def test_the_rayjob_trains_the_preset_into_the_shared_volume():
     cfg = load_config(["experiment=qwen2.5-7b", "trainer.epochs=1"])
-    job = manifests(
-        cfg, ["experiment=qwen2.5-7b", "trainer.epochs=1", "logging.run_dir=x"], "rayjob"
-    )[1]
+    job = manifests(cfg, ["experiment=qwen2.5-7b", "trainer.epochs=1"], "rayjob")[1]
     assert job["spec"]["entrypoint"] == (
         "python -m cpe.train experiment=qwen2.5-7b trainer.epochs=1 "
-        "'logging.run_dir=/runs/qwen2.5-7b-${now:%Y%m%d-%H%M%S}'"
+        "logging.run_dir=/runs/cpe-qwen2-5-7b cluster.pin_pools=true"
     )
     assert job["spec"]["shutdownAfterJobFinishes"] is True
     assert job["spec"]["ttlSecondsAfterFinished"] == 3600
@@ -97,6 +97,30 @@ def test_the_rayjob_trains_the_preset_into_the_shared_volume():
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["dshm"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "32Gi"}
     assert volumes["runs"]["persistentVolumeClaim"] == {"claimName": "cpe-runs"}
+
+
+def test_a_given_run_dir_is_kept_on_the_volume_and_refused_off_it():
+    overrides = ["experiment=qwen2.5-7b", "logging.run_dir=/runs/exp1", "cluster.pin_pools=false"]
+    job = manifests(load_config(overrides), overrides, "rayjob")[1]
+    assert job["spec"]["entrypoint"] == (
+        "python -m cpe.train experiment=qwen2.5-7b logging.run_dir=/runs/exp1 "
+        "cluster.pin_pools=false"
+    )
+    off = ["experiment=qwen2.5-7b", "logging.run_dir=runs/exp1"]
+    with pytest.raises(ValueError, match=r"logging.run_dir=runs/exp1 is not on the run volume"):
+        manifests(load_config(off), off, "rayjob")
+
+
+def test_each_worker_group_offers_its_pool_resource():
+    cfg = load_config(["experiment=qwen2.5-7b"])
+    spec = manifests(cfg, ["experiment=qwen2.5-7b"], "raycluster")[1]["spec"]
+    offered = {
+        g["groupName"]: json.loads(g["rayStartParams"]["resources"].strip("'"))
+        for g in spec["workerGroupSpecs"]
+    }
+    for group in worker_groups(cfg):
+        assert offered[group.pool] == {f"cpe_pool_{group.pool}": group.devices_per_pod}
+    assert "resources" not in spec["headGroupSpec"]["rayStartParams"]
 
 
 def test_names_are_dns_labels():
