@@ -219,7 +219,8 @@ class ClusterConfig:
     devices_per_node: int = 8  # GPUs per node (gpu) or CPU bundles per node (cpu)
     object_store_mb: int | None = None
     # How new policy weights reach the rollout engines (cpe.weight_sync.backends.WEIGHT_SYNC_BACKENDS):
-    # object_store (any device; the CPU path) | nccl (GPU: broadcast from learner rank 0).
+    # object_store (any device; the CPU path) | nccl (GPU: broadcast from learner rank 0)
+    # | adapter (learner.lora.rank > 0: only the adapter moves; vLLM serves it as a LoRA).
     weight_sync: str = "object_store"
     # true: each pool's bundles also ask for the custom resource cpe_pool_<pool>, so a
     # pool lands only on nodes started with it (KubeRay: its own worker group, see

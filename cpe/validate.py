@@ -314,6 +314,13 @@ def _cluster(cfg: CPEConfig, c: _Checker) -> None:
             "GRM engines: set it to 0",
         )
     c.choice(cl.weight_sync, "cluster.weight_sync", _registry_choices()["weight_sync"])
+    if cl.weight_sync == "adapter":
+        c.require(
+            0 < cfg.learner.lora.rank <= 512,
+            "cluster.weight_sync",
+            "adapter moves LoRA adapters only: set learner.lora.rank to 1..512 (vLLM's "
+            f"largest), it is {cfg.learner.lora.rank}; or use object_store",
+        )
     if cl.weight_sync == "nccl":
         c.require(
             cl.device == "gpu",

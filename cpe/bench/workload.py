@@ -74,14 +74,16 @@ VLLM_GRM = ("grm=vllm", "grm.max_new_tokens=128", "cluster.pools.grm.engines=1")
 
 # cpe variant -> its overrides, after the shared ones (so they win).
 # grpo: group-normalised advantages, no value model. grpo-lora: the same training LoRA
-# adapters (rank 16; the engines get the merged weights). ppo: GAE with a value model.
+# adapters (rank 16) that the engines serve through vLLM's LoRA support (adapter sync);
+# grpo-lora-merged: the engines get the merged weights instead. ppo: GAE with a value model.
 # cpe: critique -> edit -> hybrid loss (the python reward writes the critique, so the
 # edit phase is real generation). cpe-grm / cpe-grm-overlap: CPE with a vLLM GRM pool,
 # phases one after another (each engine on both cores) / overlapped over 2 chunks of
 # the prompts (each engine on one core, so together they use the machine once).
 VARIANTS: dict[str, tuple[str, ...]] = {
     "grpo": (*GRPO, *PYTHON_GRM),
-    "grpo-lora": (*GRPO, *PYTHON_GRM, "learner.lora.rank=16"),
+    "grpo-lora": (*GRPO, *PYTHON_GRM, "learner.lora.rank=16", "cluster.weight_sync=adapter"),
+    "grpo-lora-merged": (*GRPO, *PYTHON_GRM, "learner.lora.rank=16"),
     "ppo": ("algorithm=ppo", *PYTHON_GRM),
     "cpe": ("algorithm=cpe", *PYTHON_GRM),
     "cpe-grm": ("algorithm=cpe", *VLLM_GRM, "cluster.pools.grm.devices_per_engine=2"),
@@ -93,7 +95,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
         "cluster.pools.grm.devices_per_engine=1",
     ),
 }
-DEFAULT_VARIANTS = ("grpo", "grpo-lora", "ppo", "cpe")
+DEFAULT_VARIANTS = ("grpo", "grpo-lora", "grpo-lora-merged", "ppo", "cpe")
 
 
 def cpe_overrides(w: Workload, variant: str, records: Path, run_dir: Path) -> list[str]:

@@ -136,6 +136,12 @@ class RayLearnerGroup:
         self.wait_all(refs[1:])
         return refs[0]
 
+    def export_adapter_ref(self) -> Any:
+        """Every policy rank joins; rank 0's LoRA adapter files stay in the object store."""
+        refs = [a.export_adapter.remote() for a in self.policy]
+        self.wait_all(refs[1:])
+        return refs[0]
+
     def shutdown(self) -> None:
         import ray
 

@@ -7,6 +7,9 @@ full model does; the adapter itself is saved beside it for per-user serving.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -69,3 +72,20 @@ def merged_weights(peft_model: nn.Module) -> list[tuple[str, torch.Tensor]]:
                 weight = weight + adapted[name].get_delta_weight(ADAPTER).to(weight.dtype)
             out.append((base_name(name), weight))
     return out
+
+
+# What PEFT's save_pretrained writes that a loader reads (it also writes a model card).
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def adapter_files(peft_model: nn.Module, gather: bool) -> dict[str, bytes]:
+    """The adapter in PEFT's saved form, file name -> bytes: what vLLM's LoRA loader and
+    ``PeftModel.from_pretrained`` read. ``gather``: ZeRO-3 partitions the adapter
+    weights; every rank must then call this (a collective), all get the files."""
+    import deepspeed
+
+    params = [p for name, p in peft_model.named_parameters() if ".lora_" in name]
+    with deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=gather):
+        with tempfile.TemporaryDirectory(prefix="cpe-adapter-") as folder:
+            peft_model.save_pretrained(folder)
+            return {name: (Path(folder) / name).read_bytes() for name in ADAPTER_FILES}

@@ -11,7 +11,7 @@ from cpe.algo import POLICY_LOSSES, kl_penalty, masked_mean
 from cpe.batch import TensorBatch
 from cpe.learner.base import DeepSpeedWorker
 from cpe.learner.hf_io import save_hf_folder
-from cpe.learner.lora import merged_weights, with_lora
+from cpe.learner.lora import adapter_files, merged_weights, with_lora
 from cpe.learner.prefix import LOGITS
 from cpe.learner.tokens import token_entropy, token_logprobs
 
@@ -132,6 +132,14 @@ class PolicyWorker(DeepSpeedWorker):
         metrics["total_loss"] = float(loss.detach())
         return loss, metrics, token_weights(batch)
 
+    def export_adapter(self) -> dict[str, bytes]:
+        """The LoRA adapter's files (``lora.adapter_files``) on rank 0, ``{}`` elsewhere;
+        every rank must call it (a gather under ZeRO-3)."""
+        if not self.lora:
+            raise RuntimeError("export_adapter needs learner.lora.rank > 0")
+        files = adapter_files(self.engine.module, gather=self.zero_stage == 3)
+        return files if self.rank == 0 else {}
+
     def save_hf(self, path: str, max_shard_mb: int = 4096) -> str | None:
         """Rank 0 writes a transformers/vLLM-loadable folder (safetensors, config and
         tokenizer copied from the model path) via ``path.tmp`` + rename. Every rank must
@@ -139,10 +147,14 @@ class PolicyWorker(DeepSpeedWorker):
         import torch.distributed as tdist
 
         named = [item for bucket in self.export_buckets() for item in bucket]
+        adapter = self.export_adapter() if self.lora else {}
         if self.rank == 0:
             save_hf_folder(path, named, self.model_path, max_shard_mb * 1024**2)
-            if self.lora:  # the adapter alone too, for serving it on the base model
-                self.engine.module.save_pretrained(str(Path(path) / ADAPTER_FOLDER))
+            if adapter:  # the adapter alone too, for serving it on the base model
+                folder = Path(path) / ADAPTER_FOLDER
+                folder.mkdir()
+                for name, data in adapter.items():
+                    (folder / name).write_bytes(data)
         if self.world_size > 1:
             tdist.barrier()
         return path if self.rank == 0 else None

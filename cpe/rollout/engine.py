@@ -10,8 +10,11 @@ model; a local caller gets an error if it tries.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,6 +37,9 @@ class VLLMEngine:
         self.weight_version = 0
         self._updating = False
         self._broken: str | None = None
+        self._lora: Any = None  # the adapter every request goes through (LoRA runs)
+        self._lora_loads = 0
+        self._adapter_root: Path | None = None
         self._llm = va.make_llm(settings)
         self.startup_s = time.perf_counter() - started
 
@@ -47,7 +53,7 @@ class VLLMEngine:
         params = [
             va.to_sampling_params(spec, seed=va.prompt_seed(spec.seed, p)) for p in prompt_ids
         ]
-        outputs = va.run(llm, va.to_prompts(prompt_ids), params)
+        outputs = va.run(llm, va.to_prompts(prompt_ids), params, self._lora)
         return va.to_generations(outputs, top=spec.top_logprobs > 0)
 
     def token_logprobs(
@@ -63,7 +69,7 @@ class VLLMEngine:
                 raise ValueError("token_logprobs needs a non-empty prompt for every response")
         llm = self._ready()
         joined = [list(p) + list(r) for p, r in zip(prompt_ids, response_ids, strict=True)]
-        outputs = va.run(llm, va.to_prompts(joined), va.prompt_logprob_params())
+        outputs = va.run(llm, va.to_prompts(joined), va.prompt_logprob_params(), self._lora)
         return [
             va.prompt_token_logprobs(out, len(p))
             for out, p in zip(outputs, prompt_ids, strict=True)
@@ -113,6 +119,29 @@ class VLLMEngine:
         load_s = time.perf_counter() - started
         return {**self.finish_weight_update(version), "bytes": nbytes, "load_s": load_s}
 
+    def load_adapter(self, files: dict[str, bytes], version: int) -> dict:
+        """Serve the LoRA adapter given as its saved files (``lora.adapter_files``) from
+        now on; the base weights stay as they are."""
+        if not self.settings.lora_rank:
+            raise RuntimeError("load_adapter needs an engine started with lora_rank > 0")
+        llm = self._ready()
+        started = time.perf_counter()
+        if self._adapter_root is None:
+            self._adapter_root = Path(tempfile.mkdtemp(prefix="cpe-lora-"))
+        self._lora_loads += 1
+        folder = self._adapter_root / str(self._lora_loads)
+        folder.mkdir()
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        old, self._lora = self._lora, va.lora_request(str(folder), self._lora_loads)
+        va.swap_lora(llm, self._lora, old)
+        if old is not None:
+            shutil.rmtree(old.lora_path, ignore_errors=True)
+        va.reset_prefix_cache(llm)
+        self.weight_version = version
+        load_s = time.perf_counter() - started
+        return {"bytes": sum(len(d) for d in files.values()), "load_s": load_s}
+
     # -- GPU: vLLM's native NCCL weight transfer (untested here, see cpe.weight_sync.nccl) ----
     def init_weight_transfer(self, **init_info: Any) -> None:
         from cpe.weight_sync import nccl as nccl_sync
@@ -144,6 +173,8 @@ class VLLMEngine:
         }
 
     def shutdown(self) -> None:
+        if self._adapter_root is not None:
+            shutil.rmtree(self._adapter_root, ignore_errors=True)
         llm, self._llm = self._llm, None
         if llm is not None:
             va.shutdown_llm(llm)

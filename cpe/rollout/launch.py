@@ -18,6 +18,8 @@ def engine_settings(
     (``model_path``: a folder every node has, or fixture:NAME built on the engine's node)."""
     gpu = cfg.cluster.device == "gpu"
     nccl = pool == "rollout" and cfg.cluster.weight_sync == "nccl"
+    # Adapter sync: rollout engines serve the trained LoRA adapter on the base weights.
+    adapter = pool == "rollout" and cfg.cluster.weight_sync == "adapter"
     return EngineSettings(
         model_path=model_path,
         dtype=dtype,
@@ -30,6 +32,7 @@ def engine_settings(
         tensor_parallel_size=getattr(cfg.cluster.pools, pool).devices_per_engine if gpu else 1,
         weight_transfer_backend="nccl" if nccl else None,
         model_cache_dir=cache_dir_for_actors(cfg.model.cache_dir),
+        lora_rank=cfg.learner.lora.rank if adapter else 0,
     )
 
 

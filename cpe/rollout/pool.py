@@ -73,6 +73,11 @@ class EnginePool:
         ObjectRef, resolved inside each actor) and finishes the update."""
         return self._get([a.load_weight_buckets.remote(buckets_ref, version) for a in self.actors])
 
+    def load_adapter(self, files_ref: Any, version: int) -> list[dict]:
+        """Every engine serves the LoRA adapter in ``files_ref`` (a learner's
+        ``export_adapter`` ObjectRef, resolved inside each actor) from now on."""
+        return self._get([a.load_adapter.remote(files_ref, version) for a in self.actors])
+
     def health(self) -> list[dict]:
         return self._get([a.health.remote() for a in self.actors])
 

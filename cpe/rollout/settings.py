@@ -21,6 +21,8 @@ class EngineSettings:
     # "nccl" turns on vLLM's native weight-transfer API (GPU, cluster.weight_sync=nccl).
     weight_transfer_backend: str | None = None
     model_cache_dir: str = DEFAULT_CACHE  # where a fixture model is built on the engine's node
+    # > 0: vLLM's LoRA support on, for adapters up to this rank (cluster.weight_sync=adapter).
+    lora_rank: int = 0
 
     def on_this_node(self) -> EngineSettings:
         """These settings with ``model_path`` a folder of the calling process's node."""

@@ -61,7 +61,39 @@ def llm_kwargs(settings: EngineSettings) -> dict[str, Any]:
         kwargs["tensor_parallel_size"] = s.tensor_parallel_size
         if s.weight_transfer_backend is not None:
             kwargs["weight_transfer_config"] = {"backend": s.weight_transfer_backend}
+    if s.lora_rank:
+        # One adapter at a time: the policy's current one (cpe.weight_sync AdapterSync).
+        kwargs.update(enable_lora=True, max_lora_rank=lora_rank_slot(s.lora_rank), max_loras=1)
     return kwargs
+
+
+# vLLM's accepted max_lora_rank values (vllm.config.lora.MaxLoRARanks).
+LORA_RANK_SLOTS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def lora_rank_slot(rank: int) -> int:
+    """The smallest ``max_lora_rank`` vLLM accepts that holds adapters of ``rank``."""
+    for slot in LORA_RANK_SLOTS:
+        if slot >= rank:
+            return slot
+    raise ValueError(f"LoRA rank {rank} is above vLLM's largest ({LORA_RANK_SLOTS[-1]})")
+
+
+def lora_request(folder: str, lora_id: int) -> Any:
+    """A request for the adapter saved in ``folder``; ``lora_id`` must be new for new
+    weights, since vLLM keeps a loaded adapter by id."""
+    from vllm.lora.request import LoRARequest
+
+    return LoRARequest(f"cpe-policy-{lora_id}", lora_id, folder)
+
+
+def swap_lora(llm: Any, new: Any, old: Any | None) -> None:
+    """Load ``new`` now (not at the next generate) and drop ``old`` if still cached."""
+    engine = llm.llm_engine
+    if not engine.add_lora(new):
+        raise RuntimeError(f"vLLM refused the LoRA adapter in {new.lora_path}")
+    if old is not None and old.lora_int_id in engine.list_loras():
+        engine.remove_lora(old.lora_int_id)
 
 
 def make_llm(settings: EngineSettings) -> Any:
@@ -135,9 +167,10 @@ def to_prompts(prompt_ids: Sequence[Sequence[int]]) -> list[Any]:
     return [TokensPrompt(prompt_token_ids=list(ids)) for ids in prompt_ids]
 
 
-def run(llm: Any, prompts: list[Any], params: Any) -> list[Any]:
-    """``LLM.generate``; results come back in prompt order."""
-    return llm.generate(prompts, params, use_tqdm=False)
+def run(llm: Any, prompts: list[Any], params: Any, lora: Any | None = None) -> list[Any]:
+    """``LLM.generate`` (through the LoRA adapter ``lora`` when given); results come back
+    in prompt order."""
+    return llm.generate(prompts, params, use_tqdm=False, lora_request=lora)
 
 
 def to_generations(request_outputs: Sequence[Any], top: bool = False) -> list[list[Generation]]:

@@ -7,6 +7,8 @@ Backends implement :class:`cpe.protocols.WeightSync` and are chosen by
   tensors into buckets that stay in Ray's object store and every engine pulls them
   directly, never one RPC per parameter; engines load them in place
   (``cpe.weight_sync.cpu_extension``).
+- ``adapter`` (LoRA runs, any device): learner rank 0's adapter files, which every
+  engine serves through vLLM's LoRA support on its unchanged base weights.
 - ``nccl`` (GPU, untested here): rank 0 broadcasts every parameter over NCCL, in one
   packed producer pass, into the engines through vLLM's weight-transfer API
   (``cpe.weight_sync.nccl``).
@@ -114,6 +116,15 @@ class ObjectStoreSync(PushAndCheck):
         return engine_load_metrics(loads)
 
 
+class AdapterSync(PushAndCheck):
+    """LoRA runs (``learner.lora.rank`` > 0): only the adapter moves, a few MiB; the
+    engines keep the base weights and serve the adapter through vLLM's LoRA support."""
+
+    def transfer(self, version: int) -> dict[str, float]:
+        loads = self.engines.load_adapter(self.learners.export_adapter_ref(), version)
+        return engine_load_metrics(loads)
+
+
 class NcclBroadcastSync(PushAndCheck):
     """GPU: learner rank 0 and every engine worker share one NCCL group; rank 0
     broadcasts all parameters in one packed pass while the engines receive through
@@ -165,4 +176,5 @@ def metas_bytes(metas: list[tuple[str, str, list[int]]]) -> int:
 WEIGHT_SYNC_BACKENDS: dict[str, type[PushAndCheck]] = {
     "object_store": ObjectStoreSync,
     "nccl": NcclBroadcastSync,
+    "adapter": AdapterSync,
 }

@@ -100,6 +100,11 @@ class FakeRollout:
         self.log.append(("load_weight_buckets", version))
         return [{"version": version}]
 
+    def load_adapter(self, files_ref: Any, version: int) -> list[dict]:
+        self.loads.append((files_ref, version))
+        self.log.append(("load_adapter", version))
+        return [{"bytes": 3 * 2**20, "load_s": 0.25}, {"bytes": 3 * 2**20, "load_s": 0.5}]
+
     def shutdown(self) -> None:
         self.log.append(("shutdown",))
 
@@ -178,6 +183,10 @@ class FakeLearners:
     def export_ref(self, bucket_mb: int = 64) -> Any:
         self.log.append(("export_ref", bucket_mb))
         return self.export
+
+    def export_adapter_ref(self) -> Any:
+        self.log.append(("export_adapter_ref",))
+        return "rank0-adapter"
 
     def shutdown(self) -> None:
         self.log.append(("shutdown",))

@@ -39,6 +39,11 @@ def _error_for(*overrides, preset="tiny_cpu"):
             f"cluster.weight_sync: 'gloo' is not one of {list(WEIGHT_SYNC_BACKENDS)}",
         ),
         (
+            "cluster.weight_sync=adapter",
+            "cluster.weight_sync: adapter moves LoRA adapters only: set learner.lora.rank to "
+            "1..512 (vLLM's largest), it is 0; or use object_store",
+        ),
+        (
             "cluster.weight_sync=nccl",
             "cluster.weight_sync: nccl needs cluster.device=gpu (cluster.device='cpu'): "
             "use object_store",

@@ -3,6 +3,7 @@ the object store, check log-probs against transformers, health, shutdown."""
 
 from __future__ import annotations
 
+import torch
 from hf_reference import hf_token_logprobs, max_abs_diff, perturb_, split_buckets
 
 from cpe.types import SamplingSpec
@@ -43,4 +44,42 @@ def test_engine_actor_pool_round_trip(ray_session, tiny_model_path, hf_model_fac
     assert health["model_path"] == tiny_model_path
     pool.shutdown()
     assert ray.get(actor.health.remote())["alive"] is False
+    ray.kill(actor)
+
+
+def test_an_engine_serves_each_pushed_lora_adapter_as_the_merged_model_computes(
+    ray_session, tiny_model_path, hf_model_factory, chat_prompts, tmp_path
+):
+    from peft import LoraConfig, get_peft_model
+
+    from cpe.learner.lora import adapter_files
+    from cpe.rollout.engine import VLLMEngine
+    from cpe.rollout.pool import EnginePool
+    from cpe.rollout.settings import EngineSettings
+
+    ray = ray_session
+    settings = EngineSettings(tiny_model_path, dtype="float32", max_model_len=512, lora_rank=8)
+    actor = ray.remote(VLLMEngine).options(num_cpus=1).remote(settings)
+    pool = EnginePool([actor])
+    prompt, response = chat_prompts[0], chat_prompts[1][2:12]
+    [base_lp] = pool.token_logprobs([prompt], [response])
+    target = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    for version, seed in ((1, 3), (2, 4)):
+        model = get_peft_model(
+            hf_model_factory(), LoraConfig(r=8, lora_alpha=16, target_modules=target)
+        )
+        torch.manual_seed(seed)
+        for name, param in model.named_parameters():
+            if "lora_B" in name:  # PEFT starts B at zero: make the adapter matter
+                param.data.normal_(0, 0.05)
+        files = adapter_files(model, gather=False)
+        [load] = pool.load_adapter(ray.put(files), version)
+        assert load["bytes"] == sum(len(d) for d in files.values())
+        [engine_lp] = pool.token_logprobs([prompt], [response])
+        merged = model.merge_and_unload().eval()
+        assert max_abs_diff(engine_lp, hf_token_logprobs(merged, prompt, response)) < 1e-4
+        assert max_abs_diff(engine_lp, torch.tensor(base_lp)) > 1e-2  # the adapter is in use
+    [health] = pool.health()
+    assert health["weight_version"] == 2
+    pool.shutdown()
     ray.kill(actor)

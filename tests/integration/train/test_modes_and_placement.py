@@ -101,20 +101,25 @@ def test_an_actor_computes_on_the_cpus_its_bundle_reserves(ray_session, tiny_con
         placement.remove()
 
 
+@pytest.mark.parametrize("weight_sync", ["object_store", "adapter"])
 def test_lora_policy_trains_and_the_engines_follow_it(
-    ray_session, tiny_config, train_in_process, tmp_path
+    ray_session, tiny_config, train_in_process, tmp_path, weight_sync
 ):
     cfg = tiny_config(
         tmp_path,
         *GRPO_WITH_A_RULE,
         "learner.lora.rank=4",
+        f"cluster.weight_sync={weight_sync}",
         "trainer.total_steps=2",
         "trainer.save_every=2",
     )
     train_in_process(cfg, 2)
     rows = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2]
-    for row in rows:  # the engines sample from the merged policy the learners hold
+    for row in rows:  # the engines sample from the policy the learners hold
         assert row["sync/logprob_gap_max"] < 1e-4 and row["policy/grad_norm"] > 0
+    # merged: every weight of the tiny model (1.38 MiB); adapter: its LoRA files (~0.07)
+    moved = [row["sync/mb"] for row in rows]
+    assert max(moved) < 0.2 if weight_sync == "adapter" else min(moved) > 1.3
     hf = tmp_path / "checkpoints" / "step_000002" / "policy_hf"
     assert (hf / "config.json").exists() and (hf / "lora_adapter" / "adapter_config.json").exists()

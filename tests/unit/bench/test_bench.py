@@ -87,7 +87,8 @@ def test_every_cpe_contender_is_a_valid_config_of_the_shared_workload(tmp_path, 
     assert not cfg.learner.gradient_checkpointing  # as TRL is told
     if variant.startswith("grpo"):  # no value model: the one policy rank gets both cores
         assert cfg.cluster.pools.value.ranks == 0 and cfg.cluster.pools.policy.devices_per_rank == 2
-    assert cfg.learner.lora.rank == (16 if variant == "grpo-lora" else 0)
+    assert cfg.learner.lora.rank == (16 if variant.startswith("grpo-lora") else 0)
+    assert (cfg.cluster.weight_sync == "adapter") == (variant == "grpo-lora")
     assert cfg.trainer.pipeline_chunks == (2 if variant == "cpe-grm-overlap" else 1)
     if variant.startswith("cpe-grm"):  # the engines share the cores only when overlapped
         pools = cfg.cluster.pools

@@ -1,9 +1,13 @@
 """The exact options engines get on a GPU pool and on CPU (the GPU path cannot run here)."""
 
+import typing
+
+import pytest
+
 from cpe.compose import load_config
 from cpe.rollout.launch import engine_settings
 from cpe.rollout.settings import EngineSettings
-from cpe.rollout.vllm_adapter import LOGPROBS_MODE, llm_kwargs
+from cpe.rollout.vllm_adapter import LOGPROBS_MODE, LORA_RANK_SLOTS, llm_kwargs, lora_rank_slot
 from cpe.weight_sync.cpu_extension import CPU_EXTENSION
 
 
@@ -60,3 +64,28 @@ def test_cpu_preset_engines_use_the_object_store_path():
     cfg = load_config(["experiment=tiny_cpu"])
     settings = engine_settings(cfg, "rollout", "/m", "float32", 512, index=0)
     assert settings.weight_transfer_backend is None and settings.tensor_parallel_size == 1
+
+
+def test_a_lora_engine_gets_one_adapter_slot_of_the_next_rank_vllm_accepts():
+    kwargs = llm_kwargs(EngineSettings("/m", device="cpu", lora_rank=12))
+    assert (kwargs["enable_lora"], kwargs["max_lora_rank"], kwargs["max_loras"]) == (True, 16, 1)
+    assert "enable_lora" not in llm_kwargs(EngineSettings("/m", device="cpu"))
+    assert [lora_rank_slot(r) for r in (1, 2, 8, 9, 320, 321, 512)] == [1, 8, 8, 16, 320, 512, 512]
+    with pytest.raises(ValueError, match="LoRA rank 513 is above vLLM's largest"):
+        lora_rank_slot(513)
+
+
+def test_the_rank_slots_are_the_installed_vllms():
+    from vllm.config.lora import MaxLoRARanks
+
+    assert typing.get_args(MaxLoRARanks) == LORA_RANK_SLOTS
+
+
+def test_adapter_sync_turns_lora_on_in_rollout_engines_only():
+    from cpe.rollout.launch import engine_settings
+
+    cfg = load_config(["experiment=tiny_cpu", "learner.lora.rank=8", "cluster.weight_sync=adapter"])
+    assert engine_settings(cfg, "rollout", "/m", "float32", 512, index=0).lora_rank == 8
+    assert engine_settings(cfg, "grm", "/g", "float32", 512, index=0).lora_rank == 0
+    merged = load_config(["experiment=tiny_cpu", "learner.lora.rank=8"])  # object_store
+    assert engine_settings(merged, "rollout", "/m", "float32", 512, index=0).lora_rank == 0

@@ -10,6 +10,7 @@ from unit.fakes import FakeLearners, FakeRollout
 from cpe.types import Generation
 from cpe.weight_sync.backends import (
     WEIGHT_SYNC_BACKENDS,
+    AdapterSync,
     ObjectStoreSync,
     SyncCheck,
     engine_load_metrics,
@@ -129,3 +130,16 @@ def test_metas_bytes_counts_every_element_at_its_dtype():
     assert (
         metas_bytes([("a", "float32", [4, 3]), ("b", "bfloat16", [5]), ("c", "float32", [])]) == 62
     )
+
+
+def test_adapter_sync_moves_rank0s_adapter_files_into_every_engine():
+    log: list = []
+    learners = FakeLearners(log, logprob_fn=by_position)
+    engines = FakeRollout(reply, log=log)
+    backend = WEIGHT_SYNC_BACKENDS["adapter"](learners, engines, SyncCheck(PROMPTS, 0, PAD))
+    assert isinstance(backend, AdapterSync)
+    metrics = backend.push(7)
+    assert log == [("export_adapter_ref",), ("load_adapter", 7)]
+    assert engines.loads == [("rank0-adapter", 7)]
+    assert metrics["sync/mb"] == 3.0  # one engine's share; the slowest engine's load:
+    assert metrics["sync/engine_load_s"] == 0.5
