@@ -141,6 +141,12 @@ class TensorBatch:
             return self
         return self._map(lambda t: t[:, :length] if t.dim() == 2 else t)
 
+    def row_lengths(self) -> list[int]:
+        """Each row's length up to its last real token (0 for an all-padding row)."""
+        mask = self.attention_mask.bool()
+        positions = torch.arange(1, mask.shape[1] + 1, device=mask.device)
+        return (mask * positions).amax(dim=1).tolist()
+
     def first_response_column(self) -> int:
         """The first column holding a response token in any row (0 when none does)."""
         cols = self.response_mask.any(dim=0).nonzero()

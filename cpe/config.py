@@ -158,6 +158,10 @@ class LearnerConfig:
     warmup_steps: int = 0
     mini_batch_prompts: int = 64
     micro_batch_size: int = 4
+    # > 0: micro-batches of consecutive rows up to this many padded tokens (rows x the
+    # longest row) instead of micro_batch_size rows: short rows go many to a pass, long
+    # ones few (cpe.learner.micro). 0 = micro_batch_size rows.
+    micro_batch_tokens: int = 0
     ppo_epochs: int = 1
     grad_clip: float = 1.0
     gradient_checkpointing: bool = False

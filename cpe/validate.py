@@ -212,6 +212,7 @@ def _learner(cfg: CPEConfig, c: _Checker) -> None:
     c.positive(lr.actor_lr, "learner.actor_lr")
     c.positive(lr.critic_lr, "learner.critic_lr")
     c.positive(lr.micro_batch_size, "learner.micro_batch_size")
+    c.non_negative(lr.micro_batch_tokens, "learner.micro_batch_tokens")
     c.positive(lr.zero_bucket_elements, "learner.zero_bucket_elements")
     c.positive(lr.ppo_epochs, "learner.ppo_epochs")
     c.positive(lr.grad_clip, "learner.grad_clip")

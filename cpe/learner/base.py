@@ -18,6 +18,7 @@ from cpe.config import AlgorithmConfig, LearnerConfig
 from cpe.learner.dist import backend_for, init_distributed
 from cpe.learner.ds_config import build_ds_config, lr_scheduler_factory, uses_bf16
 from cpe.learner.metrics import MetricAccumulator
+from cpe.learner.micro import row_bounds, split_to, token_bounds
 from cpe.learner.prefix import Output, plain_forward, shared_prefix_forward
 from cpe.logs import quiet_third_party
 from cpe.models.paths import DEFAULT_CACHE, resolve_model_path
@@ -117,12 +118,32 @@ class DeepSpeedWorker(WeightSender):
     ) -> dict[str, float]:
         """``ppo_epochs`` × mini-batches (one optimizer step each) of this rank's shard."""
         shard = batch.shard(self.rank, self.world_size).to(self.engine.device)
-        rows = micro_batch_size or self.cfg.micro_batch_size
         acc = MetricAccumulator()
         for _ in range(self.cfg.ppo_epochs):
             for mini in shard.split(num_mini_batches):
-                self._optimizer_step([m.trimmed() for m in mini.chunks(rows)], loss_fn, acc)
+                self._optimizer_step(self._micro_batches(mini, micro_batch_size), loss_fn, acc)
         return acc.result(passes=self.cfg.ppo_epochs, all_reduce=self._all_reduce_sum)
+
+    def _micro_batches(self, batch: TensorBatch, rows: int | None = None) -> list[TensorBatch]:
+        """``batch`` cut into trimmed micro-batches (cpe.learner.micro): ``rows`` rows
+        each when given, else ``learner.micro_batch_tokens`` padded tokens at most when
+        set (a count every rank agrees on), else ``learner.micro_batch_size`` rows."""
+        budget = self.cfg.micro_batch_tokens
+        if rows is not None or not budget:
+            bounds = row_bounds(len(batch), rows or self.cfg.micro_batch_size)
+        else:
+            lengths = batch.row_lengths()
+            bounds = token_bounds(lengths, budget)
+            bounds = split_to(bounds, lengths, self._max_over_ranks(len(bounds)))
+        return [batch.rows(a, b).trimmed() for a, b in bounds]
+
+    def _max_over_ranks(self, value: int) -> int:
+        count = torch.tensor([value], dtype=torch.long)
+        if self.world_size > 1:
+            import torch.distributed as tdist
+
+            tdist.all_reduce(count, op=tdist.ReduceOp.MAX)
+        return int(count)
 
     def _optimizer_step(
         self, micro_batches: list[TensorBatch], loss_fn: LossFn, acc: MetricAccumulator
@@ -174,8 +195,8 @@ class DeepSpeedWorker(WeightSender):
         shard = batch.shard(self.rank, self.world_size).to(self.engine.device)
         length = shard.input_ids.shape[1]
         outs = []
-        for micro in shard.chunks(self.cfg.micro_batch_size):
-            out = fn(micro.trimmed()).float().cpu()
+        for micro in self._micro_batches(shard):
+            out = fn(micro).float().cpu()
             outs.append(torch.nn.functional.pad(out, (0, length - out.shape[1])))
         return torch.cat(outs)
 

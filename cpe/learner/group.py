@@ -8,6 +8,7 @@ collectives need.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,14 @@ def grouped_permutation(
     return torch.cat([(group_ids == g).nonzero().flatten() for g in shuffled])
 
 
+def optimizer_updates(rows: int, mini_batch_rows: int) -> int:
+    """Optimizer updates one epoch over ``rows`` sequences makes, counted as the paper
+    counts them: a mini-batch is ``learner.mini_batch_prompts`` x ``rollout.n``
+    sequences and edits fill further mini-batches (128 x 4 originals + 256 edits in
+    mini-batches of 64 x 4 -> 3 updates)."""
+    return max(1, math.ceil(rows / mini_batch_rows))
+
+
 def get_all(refs: list) -> list:
     """``ray.get`` that fails as soon as ANY rank fails. Plain ``ray.get`` waits in list
     order, so a dead rank 1 would leave us blocked on rank 0, itself stuck in a
@@ -47,7 +56,7 @@ def get_all(refs: list) -> list:
 class RayLearnerGroup:
     policy: list  # PolicyWorker actor handles, rank order
     value: list  # ValueWorker actor handles
-    num_mini_batches: int
+    mini_batch_rows: int  # sequences per optimizer update (optimizer_updates)
     temperature: float
     seed: int = 0
     reference: list = field(default_factory=list)  # frozen reference ranks (KL), may be empty
@@ -105,16 +114,14 @@ class RayLearnerGroup:
         rank."""
         generator = torch.Generator().manual_seed(self.seed + step)
         ref = self.put(batch.select(grouped_permutation(batch.group_ids, len(batch), generator)))
+        updates = optimizer_updates(len(batch), self.mini_batch_rows)
         policy = [
-            a.train_step.remote(
-                ref, temperature=self.temperature, num_mini_batches=self.num_mini_batches
-            )
+            a.train_step.remote(ref, temperature=self.temperature, num_mini_batches=updates)
             for a in self.policy
         ]
-        value = [
-            a.train_step.remote(ref, num_mini_batches=self.num_mini_batches) for a in self.value
-        ]
+        value = [a.train_step.remote(ref, num_mini_batches=updates) for a in self.value]
         out = {f"policy/{k}": v for k, v in self.wait_all(policy)[0].items()}
+        out["train/optimizer_updates"] = float(updates)
         if value:
             out.update({f"value/{k}": v for k, v in self.wait_all(value)[0].items()})
         return out

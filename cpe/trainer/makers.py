@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from cpe.algo import select_edits
+from cpe.algo import edit_budget, select_edits
 from cpe.config import CPEConfig
 from cpe.data.records import Record
 from cpe.prompts import PromptSet, edit_messages, policy_messages
@@ -99,6 +100,8 @@ class MakerSettings:
 class PPOMaker:
     """Originals only, each scored by the GRM."""
 
+    makes_edits: ClassVar[bool] = False
+
     def __init__(
         self,
         rollout: RolloutPool,
@@ -172,6 +175,8 @@ class PPOMaker:
 
 class CPEMaker(PPOMaker):
     """Originals -> critiques -> edits (re-attached to the original prompt) -> selection."""
+
+    makes_edits: ClassVar[bool] = True
 
     def make(self, records: Sequence[Record], step: int) -> Experience:
         self.grm.reset_metrics()
@@ -251,3 +256,13 @@ def _items(samples: Sequence[Sample]) -> list[tuple[Record, str]]:
 
 
 MAKERS = {"ppo": PPOMaker, "cpe": CPEMaker}
+
+
+def max_rows_per_step(cfg: CPEConfig) -> int:
+    """The most sequences a step can train on: B x n originals, plus at most the edit
+    budget (cpe.algo.selection.edit_budget) where the mode edits."""
+    b, n = cfg.trainer.rollout_batch_prompts, cfg.rollout.n
+    edits = 0
+    if MAKERS[cfg.algorithm.mode].makes_edits:
+        edits = edit_budget(cfg.algorithm.edit_ratio, b, n, divisor=1)
+    return b * n + edits

@@ -14,13 +14,13 @@ from cpe.cluster.storage import check_run_dir_shared
 from cpe.config import CPEConfig
 from cpe.data.cursor import PromptCursor
 from cpe.data.records import Record
-from cpe.learner.group import RayLearnerGroup
+from cpe.learner.group import RayLearnerGroup, optimizer_updates
 from cpe.models.paths import cache_dir_for_actors, model_roles, resolve_model_path
 from cpe.rollout.launch import engine_pool
 from cpe.rollout.pool import EnginePool
 from cpe.trainer.checkpoint import CheckpointManager, read_driver_state, resolve_resume
 from cpe.trainer.driver import Driver
-from cpe.trainer.makers import MAKERS, MakerSettings, Prompter
+from cpe.trainer.makers import MAKERS, MakerSettings, Prompter, max_rows_per_step
 from cpe.trainer.metrics import MetricsLogger
 from cpe.trainer.pipeline import PIPELINED_MAKERS
 from cpe.trainer.timing import PhaseTimer
@@ -58,8 +58,11 @@ def _learner_group(
     from cpe.learner.policy import PolicyWorker
     from cpe.learner.value import ValueWorker
 
-    mini = cfg.trainer.rollout_batch_prompts // cfg.learner.mini_batch_prompts
-    optimizer_steps = steps * mini * cfg.learner.ppo_epochs
+    # Mini-batches as the paper counts them (learner.group.optimizer_updates); the LR
+    # schedule's horizon assumes every step brings its full edit budget.
+    mini_rows = cfg.learner.mini_batch_prompts * cfg.rollout.n
+    updates = optimizer_updates(max_rows_per_step(cfg), mini_rows)
+    optimizer_steps = steps * updates * cfg.learner.ppo_epochs
 
     def ranks(pool: str, cls, path: str | None, dtype: str) -> list:
         world = placement.slots(pool)
@@ -96,7 +99,7 @@ def _learner_group(
     return RayLearnerGroup(
         policy,
         value,
-        num_mini_batches=mini,
+        mini_batch_rows=mini_rows,
         temperature=cfg.rollout.temperature,
         seed=cfg.trainer.seed,
         reference=reference,

@@ -154,3 +154,30 @@ def test_save_hf_loads_with_transformers(ray_session, pair, tiny_model, tmp_path
         call(ray_session, pair, "num_params")
         == [sum(p.numel() for p in loaded.parameters())] * WORLD
     )
+
+
+def test_token_budget_micro_batches_agree_across_ranks_and_train_like_single_rows(
+    ray_session, pair, tiny_model, tmp_path
+):
+    # Rank 0's rows are 10 tokens long, rank 1's 6: a budget of 12 padded tokens gives
+    # rank 0 two micro-batches and rank 1 one, which it must halve to run two passes too.
+    batch = make_batch(5)
+    batch.attention_mask[2:, 6:] = 0
+    batch.response_mask[2:, 6:] = 0
+    batch.input_ids[2:, 6:] = 0
+    batch = with_training_fields(batch, logprobs(ray_session, pair, batch), seed=5)
+    call(ray_session, pair, "save_state", str(tmp_path / "s0"))
+    budget = spawn(
+        ray_session, PolicyWorker, WORLD, tiny_model, replace(LEARNER, micro_batch_tokens=12), ALGO
+    )
+    try:
+        call(ray_session, budget, "load_state", str(tmp_path / "s0"))
+        before = export(ray_session, budget)
+        assert torch.allclose(logprobs(ray_session, budget, batch), batch.old_logp, atol=1e-6)
+        by_tokens = call(ray_session, budget, "train_step", batch, TEMPERATURE)[0]
+        by_rows = call(ray_session, pair, "train_step", batch, TEMPERATURE, micro_batch_size=1)[0]
+        assert by_tokens["grad_norm"] == pytest.approx(by_rows["grad_norm"], rel=1e-6)
+        weights = export(ray_session, budget), export(ray_session, pair)
+        assert relative_update_error(before, *weights) < 1e-5
+    finally:
+        kill(ray_session, budget)

@@ -109,7 +109,7 @@ def group(policy=2, value=2, reference=0, seed=0, log=None):
     g = RayLearnerGroup(
         policy=ranks("policy", policy),
         value=ranks("value", value),
-        num_mini_batches=3,
+        mini_batch_rows=3,  # 8 rows -> ceil(8 / 3) = 3 optimizer updates
         temperature=0.7,
         seed=seed,
         reference=ranks("reference", reference),
@@ -197,7 +197,12 @@ def test_train_gives_every_rank_the_whole_batch_permuted_by_the_step_seed():
     g, store, log = group(policy=2, value=2, seed=11)
     batch = batch_of(8)
     metrics = g.train(batch, step=1)
-    assert metrics == {"policy/loss": 0.5, "policy/clip_frac": 0.125, "value/loss": 0.25}
+    assert metrics == {
+        "policy/loss": 0.5,
+        "policy/clip_frac": 0.125,
+        "value/loss": 0.25,
+        "train/optimizer_updates": 3.0,
+    }
 
     assert len(store.puts) == 1  # one copy for both pools
     trained = store.puts[0]
@@ -257,7 +262,7 @@ def test_without_value_ranks_values_are_zeros_and_nothing_is_trained_or_saved_fo
     out = g.forward_passes(batch, None, temperature=1.0)
     assert torch.equal(out.old_values, torch.zeros_like(out.old_logp))
     metrics = g.train(batch, step=1)
-    assert set(metrics) == {"policy/loss", "policy/clip_frac"}
+    assert set(metrics) == {"policy/loss", "policy/clip_frac", "train/optimizer_updates"}
     g.save(tmp_path)
     g.load(tmp_path)
     assert {entry[0] for entry in log} == {"policy"}
@@ -273,3 +278,27 @@ def test_grouped_permutation_moves_whole_groups():
     assert order.tolist() == [row for g in shuffled.tolist() for row in blocks[g]]
     plain = grouped_permutation(None, 5, torch.Generator().manual_seed(0))
     assert sorted(plain.tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_updates_are_counted_in_mini_batches_of_prompts_times_n_edits_filling_more():
+    from cpe.learner.group import optimizer_updates
+
+    # The paper: 128 prompts x 4 answers + 256 edits, mini-batches of 64 prompts x 4.
+    assert optimizer_updates(128 * 4 + 256, 64 * 4) == 3
+    assert optimizer_updates(128 * 4, 64 * 4) == 2  # no edits selected
+    assert optimizer_updates(128 * 4 + 1, 64 * 4) == 3  # a partial mini-batch still updates
+    assert optimizer_updates(4, 8) == 1
+
+
+def test_the_paper_presets_make_three_updates_per_step():
+    from cpe.compose import load_config
+    from cpe.learner.group import optimizer_updates
+    from cpe.trainer.makers import max_rows_per_step
+
+    for preset in ("qwen2.5-7b", "qwen2.5-14b"):
+        cfg = load_config([f"experiment={preset}"])
+        rows = max_rows_per_step(cfg)
+        assert rows == 128 * 4 + 256  # edit budget: 0.5 x 128 x 4
+        assert optimizer_updates(rows, cfg.learner.mini_batch_prompts * cfg.rollout.n) == 3
+    ppo = load_config(["experiment=qwen2.5-7b", "algorithm=ppo"])
+    assert max_rows_per_step(ppo) == 128 * 4  # PPO makes no edits

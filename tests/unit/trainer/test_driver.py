@@ -368,6 +368,9 @@ def test_one_optimizer_step_per_batch_skips_the_pi_old_pass(tmp_path):
 
     cfg = config()
     cfg.trainer.rollout_batch_prompts = cfg.learner.mini_batch_prompts = 2
+    cfg.algorithm.edit_ratio = 0.5  # 2 x 4 originals + 4 edits: two mini-batches of 8
+    assert needs_old_logp(cfg)
+    cfg.algorithm.edit_ratio = 0.0  # no edit budget: the originals are one mini-batch
     assert not needs_old_logp(cfg)
     log, maker, learners, sync = fakes()
     d = driver(tmp_path, maker, learners, sync, total_steps=1, cfg=cfg)
@@ -385,5 +388,6 @@ def test_one_optimizer_step_per_batch_skips_the_pi_old_pass(tmp_path):
     ):
         other = config()
         other.trainer.rollout_batch_prompts = 2
+        other.algorithm.edit_ratio = 0.0
         other.learner = LearnerConfig(**{"mini_batch_prompts": 2, **changed})
         assert needs_old_logp(other), changed
