@@ -226,6 +226,9 @@ class ClusterConfig:
     # object_store (any device; the CPU path) | nccl (GPU: broadcast from learner rank 0)
     # | adapter (learner.lora.rank > 0: only the adapter moves; vLLM serves it as a LoRA).
     weight_sync: str = "object_store"
+    # A weight push that takes longer stops the run with an error naming this key (nccl:
+    # a peer that never joins the broadcast would otherwise hang it).
+    sync_timeout_s: float = 900.0
     # true: each pool's bundles also ask for the custom resource cpe_pool_<pool>, so a
     # pool lands only on nodes started with it (KubeRay: its own worker group, see
     # cpe.launch.k8s); false: Ray places pools wherever they fit.

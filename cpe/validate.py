@@ -315,6 +315,7 @@ def _cluster(cfg: CPEConfig, c: _Checker) -> None:
             "GRM engines: set it to 0",
         )
     c.choice(cl.weight_sync, "cluster.weight_sync", _registry_choices()["weight_sync"])
+    c.positive(cl.sync_timeout_s, "cluster.sync_timeout_s")
     if cl.weight_sync == "adapter":
         c.require(
             0 < cfg.learner.lora.rank <= 512,

@@ -208,7 +208,9 @@ def _weight_sync(cfg: CPEConfig, system: System, check: SyncCheck):
     nccl = cfg.cluster.weight_sync == "nccl"
     kwargs = {"tp_size": cfg.cluster.pools.rollout.devices_per_engine} if nccl else {}
     backend = WEIGHT_SYNC_BACKENDS[cfg.cluster.weight_sync]
-    return backend(system.learners, system.rollout, check, **kwargs)
+    return backend(
+        system.learners, system.rollout, check, timeout_s=cfg.cluster.sync_timeout_s, **kwargs
+    )
 
 
 def _driver(

@@ -44,16 +44,27 @@ class SyncCheck:
         return self.tokens > 0 and bool(self.prompts)
 
 
+class WeightSyncFailed(RuntimeError):
+    """A push did not bring every engine to the new weights: the run stops here (resume
+    continues from the last checkpoint)."""
+
+
 class PushAndCheck(ABC):
+    name = "?"  # the cluster.weight_sync value (WEIGHT_SYNC_BACKENDS)
+
     def __init__(
-        self, learners: LearnerGroup, engines: RolloutPool, check: SyncCheck, bucket_mb: int = 64
+        self,
+        learners: LearnerGroup,
+        engines: RolloutPool,
+        check: SyncCheck,
+        bucket_mb: int = 64,
+        timeout_s: float = 900.0,
     ):
-        self.learners, self.engines, self.sync_check, self.bucket_mb = (
-            learners,
-            engines,
-            check,
-            bucket_mb,
-        )
+        self.learners, self.engines, self.sync_check = learners, engines, check
+        self.bucket_mb, self.timeout_s = bucket_mb, timeout_s
+
+    def reset(self) -> None:  # noqa: B027 - most transports keep no state between pushes
+        """Forget transport state after a failed push, so that no later push trusts it."""
 
     @abstractmethod
     def transfer(self, version: int) -> dict[str, float]:
@@ -62,7 +73,14 @@ class PushAndCheck(ABC):
 
     def push(self, version: int) -> dict[str, float]:
         started = time.perf_counter()
-        metrics = self.transfer(version)
+        try:
+            metrics = self.transfer(version)
+        except Exception as exc:
+            self.reset()
+            raise WeightSyncFailed(
+                f"weight sync (cluster.weight_sync={self.name}) of version {version} failed "
+                f"after {time.perf_counter() - started:.0f}s: {exc}"
+            ) from exc
         transfer_s = time.perf_counter() - started
         metrics["sync/transfer_s"] = transfer_s
         if metrics.get("sync/mb") and transfer_s > 0:
@@ -109,6 +127,8 @@ def engine_load_metrics(loads: list[dict]) -> dict[str, float]:
 
 
 class ObjectStoreSync(PushAndCheck):
+    name = "object_store"
+
     def transfer(self, version: int) -> dict[str, float]:
         # One ObjectRef to rank 0's bucket list, resolved inside each engine: the
         # tensors never pass through the driver.
@@ -119,6 +139,8 @@ class ObjectStoreSync(PushAndCheck):
 class AdapterSync(PushAndCheck):
     """LoRA runs (``learner.lora.rank`` > 0): only the adapter moves, a few MiB; the
     engines keep the base weights and serve the adapter through vLLM's LoRA support."""
+
+    name = "adapter"
 
     def transfer(self, version: int) -> dict[str, float]:
         loads = self.engines.load_adapter(self.learners.export_adapter_ref(), version)
@@ -131,28 +153,44 @@ class NcclBroadcastSync(PushAndCheck):
     vLLM's weight-transfer API. Needs the Ray-backed groups (``RayLearnerGroup.policy``,
     ``EnginePool.actors``). Untested here: no GPU in CI."""
 
+    name = "nccl"
+
     def __init__(self, *args, tp_size: int = 1, **kwargs):
         super().__init__(*args, **kwargs)
         self.tp_size = tp_size
         self._ready = False
 
-    def transfer(self, version: int) -> dict[str, float]:
-        import ray
+    def reset(self) -> None:
+        # A broken broadcast leaves the group unusable: the next push builds a new one.
+        self._ready = False
 
+    def transfer(self, version: int) -> dict[str, float]:
         if not self._ready:
             self._init_group()
         ranks, engines = self.learners.policy, self.engines.actors
-        metas = ray.get(ranks[0].weight_metas.remote())
+        [metas] = self._wait([ranks[0].weight_metas.remote()])
         receives = [a.receive_weights.remote(metas, version) for a in engines]
         sends = [a.broadcast_weights.remote(self.bucket_mb) for a in ranks]
-        ray.get(sends + receives)
+        self._wait(sends + receives)
         return {"sync/mb": metas_bytes(metas) / 2**20}
 
-    def _init_group(self) -> None:
+    def _wait(self, refs: list) -> list:
+        """``ray.get`` bounded by ``cluster.sync_timeout_s``: a peer that never joins the
+        collective must stop the run, not hang it."""
         import ray
 
+        try:
+            return ray.get(refs, timeout=self.timeout_s)
+        except ray.exceptions.GetTimeoutError as exc:
+            for ref in refs:
+                ray.cancel(ref)
+            raise TimeoutError(
+                f"no answer within cluster.sync_timeout_s={self.timeout_s:g}s"
+            ) from exc
+
+    def _init_group(self) -> None:
         ranks, engines = self.learners.policy, self.engines.actors
-        address, port = ray.get(ranks[0].rendezvous_address.remote())
+        [(address, port)] = self._wait([ranks[0].rendezvous_address.remote()])
         world = 1 + len(engines) * self.tp_size
         refs = [a.init_weight_sender.remote(address, port, world) for a in ranks]
         refs += [
@@ -164,7 +202,7 @@ class NcclBroadcastSync(PushAndCheck):
             )
             for i, a in enumerate(engines)
         ]
-        ray.get(refs)
+        self._wait(refs)
         self._ready = True
 
 

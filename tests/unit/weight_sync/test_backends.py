@@ -13,6 +13,7 @@ from cpe.weight_sync.backends import (
     AdapterSync,
     ObjectStoreSync,
     SyncCheck,
+    WeightSyncFailed,
     engine_load_metrics,
     metas_bytes,
 )
@@ -143,3 +144,18 @@ def test_adapter_sync_moves_rank0s_adapter_files_into_every_engine():
     assert engines.loads == [("rank0-adapter", 7)]
     assert metrics["sync/mb"] == 3.0  # one engine's share; the slowest engine's load:
     assert metrics["sync/engine_load_s"] == 0.5
+
+
+def test_a_failed_transfer_stops_with_the_backend_and_version_named():
+    class Broken(FakeRollout):
+        def load_weight_buckets(self, buckets_ref, version=None):
+            raise ConnectionError("engine 0 died")
+
+    log: list = []
+    backend = ObjectStoreSync(FakeLearners(log), Broken(reply, log=log), SyncCheck([], 0, PAD))
+    with pytest.raises(WeightSyncFailed) as info:
+        backend.push(4)
+    assert str(info.value) == (
+        "weight sync (cluster.weight_sync=object_store) of version 4 failed after 0s: engine 0 died"
+    )
+    assert isinstance(info.value.__cause__, ConnectionError)
