@@ -363,6 +363,16 @@ def _pools(cfg: CPEConfig, c: _Checker) -> None:
             )
         else:
             c.non_negative(value, key)
+        if name in ENGINE_POOLS:
+            # One engine's tensor-parallel workers are processes of one node (vLLM's
+            # multiprocessing executor inside the engine's bundle, cpe.rollout.vllm_adapter).
+            c.require(
+                spec.devices_per_engine <= cfg.cluster.devices_per_node,
+                f"cluster.pools.{name}.devices_per_engine",
+                f"{spec.devices_per_engine} is more than cluster.devices_per_node="
+                f"{cfg.cluster.devices_per_node}: an engine's tensor-parallel group must fit "
+                "one node",
+            )
         c.positive(getattr(spec, per), f"cluster.pools.{name}.{per}")
 
 

@@ -35,8 +35,9 @@ def llm_kwargs(settings: EngineSettings) -> dict[str, Any]:
     CPU: an in-process engine (no engine-core subprocess: starts in seconds, and
     ``collective_rpc`` hands tensors to the worker by reference);
     ``gpu_memory_utilization`` and ``tensor_parallel_size`` do not apply there.
-    GPU: vLLM's usual multiprocess engine; ``weight_transfer_backend="nccl"`` turns on
-    vLLM's native weight-transfer API (see ``cpe.weight_sync.nccl``).
+    GPU: vLLM's usual multiprocess engine, its tensor-parallel workers as child processes
+    of the engine actor; ``weight_transfer_backend="nccl"`` turns on vLLM's native
+    weight-transfer API (see ``cpe.weight_sync.nccl``).
     """
     s = settings
     kwargs: dict[str, Any] = dict(
@@ -59,6 +60,11 @@ def llm_kwargs(settings: EngineSettings) -> dict[str, Any]:
     else:
         kwargs["gpu_memory_utilization"] = s.gpu_memory_utilization
         kwargs["tensor_parallel_size"] = s.tensor_parallel_size
+        # The engine actor holds all its GPUs in one placement bundle. vLLM's own choice
+        # inside a placement group is its Ray executor, which refuses a bundle with more
+        # than one GPU; its multiprocessing executor runs the TP workers as child
+        # processes on the GPUs Ray gave the actor (so an engine fits one node).
+        kwargs["distributed_executor_backend"] = "mp" if s.tensor_parallel_size > 1 else "uni"
         if s.weight_transfer_backend is not None:
             kwargs["weight_transfer_config"] = {"backend": s.weight_transfer_backend}
     if s.lora_rank:

@@ -39,6 +39,11 @@ def _error_for(*overrides, preset="tiny_cpu"):
             f"cluster.weight_sync: 'gloo' is not one of {list(WEIGHT_SYNC_BACKENDS)}",
         ),
         (
+            "cluster.pools.rollout.devices_per_engine=9 cluster.num_nodes=2",
+            "cluster.pools.rollout.devices_per_engine: 9 is more than "
+            "cluster.devices_per_node=8: an engine's tensor-parallel group must fit one node",
+        ),
+        (
             "cluster.weight_sync=adapter",
             "cluster.weight_sync: adapter moves LoRA adapters only: set learner.lora.rank to "
             "1..512 (vLLM's largest), it is 0; or use object_store",
@@ -51,7 +56,7 @@ def _error_for(*overrides, preset="tiny_cpu"):
     ],
 )
 def test_bad_values_get_the_exact_line(override, expected):
-    assert _error_for(override) == expected
+    assert _error_for(*override.split()) == expected
 
 
 @pytest.mark.parametrize(

@@ -47,8 +47,12 @@ def test_llm_kwargs_on_gpu():
         "use_tqdm_on_load": False,
         "gpu_memory_utilization": 0.8,
         "tensor_parallel_size": 2,
+        # vLLM's Ray executor would refuse the engine's one 2-GPU bundle
+        "distributed_executor_backend": "mp",
         "weight_transfer_config": {"backend": "nccl"},
     }
+    single = llm_kwargs(EngineSettings("/m", device="gpu", tensor_parallel_size=1))
+    assert single["distributed_executor_backend"] == "uni"
 
 
 def test_llm_kwargs_on_cpu_turn_off_chunked_prefill_and_ignore_gpu_knobs():
@@ -89,3 +93,17 @@ def test_adapter_sync_turns_lora_on_in_rollout_engines_only():
     assert engine_settings(cfg, "grm", "/g", "float32", 512, index=0).lora_rank == 0
     merged = load_config(["experiment=tiny_cpu", "learner.lora.rank=8"])  # object_store
     assert engine_settings(merged, "rollout", "/m", "float32", 512, index=0).lora_rank == 0
+
+
+def test_a_gpu_engine_holds_all_its_gpus_in_one_bundle_of_its_pool():
+    from cpe.cluster.placement import bundle_for, plan_pools
+
+    cfg = load_config(["experiment=qwen2.5-7b"])
+    for plan in plan_pools(cfg.cluster):
+        if plan.name in ("rollout", "grm"):
+            tp = getattr(cfg.cluster.pools, plan.name).devices_per_engine
+            assert bundle_for(plan, "gpu") == {"GPU": float(tp), "CPU": 1.0}
+            settings = engine_settings(cfg, plan.name, "/m", "bfloat16", 4096, index=0)
+            kwargs = llm_kwargs(settings)
+            assert kwargs["tensor_parallel_size"] == tp
+            assert kwargs["distributed_executor_backend"] == ("mp" if tp > 1 else "uni")
