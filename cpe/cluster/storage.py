@@ -45,6 +45,7 @@ def check_run_dir_shared(placement: Placement, run_dir: str) -> None:
 
     folder = str(Path(run_dir).resolve())
     token = secrets.token_hex(8)
+    Path(folder).mkdir(parents=True, exist_ok=True)
     probe = Path(folder) / PROBE_NAME
     probe.write_text(token)
     try:
