@@ -17,6 +17,9 @@ class ModelSpec:
     # An HF model folder, or a fixture built on demand: "fixture:tiny", "fixture:smollm2".
     path: str = MISSING_PATH
     dtype: str = "float32"  # float32 | bfloat16
+    # The memory planner's shape of this model when its folder (config.json) is not on
+    # the planning machine: a name of cpe.cluster.memory.ARCHS, e.g. qwen2.5-7b.
+    arch: str | None = None
 
 
 @dataclass
@@ -221,6 +224,7 @@ class ClusterConfig:
     address: str | None = None  # None = start a local Ray; "auto" = join a running one
     num_nodes: int = 1
     devices_per_node: int = 8  # GPUs per node (gpu) or CPU bundles per node (cpu)
+    gpu_memory_gib: float = 80.0  # per GPU: what the memory planner fits pools into (gpu)
     object_store_mb: int | None = None
     # How new policy weights reach the rollout engines (cpe.weight_sync.backends.WEIGHT_SYNC_BACKENDS):
     # object_store (any device; the CPU path) | nccl (GPU: broadcast from learner rank 0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cpe.cluster.memory_plan import check_layout_fits
 from cpe.config import CPEConfig
 from cpe.data.paths import load_path
 from cpe.data.records import Record
@@ -49,6 +50,7 @@ def prepare(cfg: CPEConfig) -> list[Record]:
     check_same_run(cfg)
     for role, spec in model_roles(cfg).items():
         check_model_path(spec.path, f"model.{role}.path")
+    check_layout_fits(cfg)
     check_prompt_lengths(cfg, train)
     if cfg.trainer.eval_every:
         from cpe.eval.sets import load_eval_set
