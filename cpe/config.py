@@ -165,6 +165,12 @@ class LearnerConfig:
     # longest row) instead of micro_batch_size rows: short rows go many to a pass, long
     # ones few (cpe.learner.micro). 0 = micro_batch_size rows.
     micro_batch_tokens: int = 0
+    # Positions of the policy's fp32 log-softmax computed at a time (each recomputed in
+    # backward): no fp32 copy of the whole [rows, positions, vocab] logits; 0 = all at once.
+    logprob_chunk: int = 0
+    # transformers attention: sdpa | eager | flash_attention_2 (needs the flash-attn package
+    # on the learner nodes; GPU only).
+    attn_implementation: str = "sdpa"
     ppo_epochs: int = 1
     grad_clip: float = 1.0
     gradient_checkpointing: bool = False
@@ -225,6 +231,8 @@ class ClusterConfig:
     num_nodes: int = 1
     devices_per_node: int = 8  # GPUs per node (gpu) or CPU bundles per node (cpu)
     gpu_memory_gib: float = 80.0  # per GPU: what the memory planner fits pools into (gpu)
+    # CPUs each GPU's bundle reserves: the host threads of the rank or engine on it (gpu).
+    cpus_per_gpu: int = 1
     object_store_mb: int | None = None
     # How new policy weights reach the rollout engines (cpe.weight_sync.backends.WEIGHT_SYNC_BACKENDS):
     # object_store (any device; the CPU path) | nccl (GPU: broadcast from learner rank 0)

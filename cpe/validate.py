@@ -17,6 +17,7 @@ DEVICES = ("cpu", "gpu")
 LR_SCHEDULES = ("constant", "cosine")
 WANDB_MODES = ("offline", "online", "disabled")
 ZERO_STAGES = (0, 1, 2, 3)
+ATTENTION = ("sdpa", "eager", "flash_attention_2")  # transformers attn_implementation
 
 
 class ConfigError(ValueError):
@@ -213,6 +214,14 @@ def _learner(cfg: CPEConfig, c: _Checker) -> None:
     c.positive(lr.critic_lr, "learner.critic_lr")
     c.positive(lr.micro_batch_size, "learner.micro_batch_size")
     c.non_negative(lr.micro_batch_tokens, "learner.micro_batch_tokens")
+    c.non_negative(lr.logprob_chunk, "learner.logprob_chunk")
+    c.choice(lr.attn_implementation, "learner.attn_implementation", ATTENTION)
+    if lr.attn_implementation == "flash_attention_2":
+        c.require(
+            cfg.cluster.device == "gpu",
+            "learner.attn_implementation",
+            "flash_attention_2 runs on GPU only (cluster.device=cpu): use sdpa",
+        )
     c.positive(lr.zero_bucket_elements, "learner.zero_bucket_elements")
     c.positive(lr.ppo_epochs, "learner.ppo_epochs")
     c.positive(lr.grad_clip, "learner.grad_clip")
@@ -307,6 +316,7 @@ def _cluster(cfg: CPEConfig, c: _Checker) -> None:
     c.choice(cl.device, "cluster.device", DEVICES)
     c.positive(cl.num_nodes, "cluster.num_nodes")
     c.positive(cl.devices_per_node, "cluster.devices_per_node")
+    c.positive(cl.cpus_per_gpu, "cluster.cpus_per_gpu")
     if cfg.grm.backend != "vllm" and cl.pools.grm.engines:
         c.require(
             False,

@@ -7,9 +7,9 @@ Learner ranks (DeepSpeed, bf16 weights with fp32 Adam master, m and v):
   stage >= 1 shards the optimizer state over the pool's ranks, >= 2 the gradients too,
   3 the weights too. Activations of one micro-batch (SDPA/flash attention, so no
   seq^2 term): per layer ``2 * b * S * (8h + 3i)`` bytes, all layers kept without
-  gradient checkpointing, one layer plus each layer's input with it. The policy's fp32
-  logits and log-softmax over the vocabulary on the response positions, the value
-  model's are negligible. A fixed allowance for the CUDA context and NCCL buffers.
+  gradient checkpointing, one layer plus each layer's input with it. The policy's bf16
+  logits on the response positions, plus their fp32 copy and log-softmax on all of them
+  or on ``learner.logprob_chunk`` positions at a time; the value model's are negligible. A fixed allowance for the CUDA context and NCCL buffers.
 Engines (vLLM): the engine takes ``rollout.gpu_memory_utilization`` of each GPU; its
   weights (sharded over tensor parallelism) and a fixed allowance must leave room for
   the KV cache of at least one sequence of the engine's longest length.
@@ -107,6 +107,7 @@ def learner_need(
     checkpointing: bool,
     gpu_gib: float,
     trainable: int | None = None,
+    logprob_chunk: int = 0,
 ) -> Need:
     """Per-GPU need of a policy (``pool="policy"``/``"reference"``) or value pool."""
     logits = pool != "value"
@@ -116,6 +117,7 @@ def learner_need(
     shard = {s: ranks if zero_stage >= s else 1 for s in (1, 2, 3)}
     b, h, i = micro_batch, shape.hidden, shape.intermediate
     layer_acts = 2 * b * seq_len * (8 * h + 3 * i)
+    fp32_positions = min(logprob_chunk, response_len) if logprob_chunk else response_len
     acts = (
         shape.layers * 2 * b * seq_len * h + layer_acts
         if checkpointing
@@ -126,7 +128,7 @@ def learner_need(
         "grads": 0 if frozen else 2 * trainable / shard[2],
         "optimizer": 0 if frozen else 12 * trainable / shard[1],
         "activations": 0 if frozen else acts,
-        "logits": 2 * 4 * b * response_len * shape.vocab if logits else 0,
+        "logits": b * shape.vocab * (2 * response_len + 8 * fp32_positions) if logits else 0,
     }
     gib = {k: v / GIB for k, v in parts.items()}
     return Need(pool, ranks, {**gib, "runtime": RUNTIME_GIB}, gpu_gib)

@@ -75,7 +75,7 @@ def pool_needs(cfg: CPEConfig) -> list[tuple[Need, Shape | None]]:
             trainable = lora_params(shape, lr.lora.rank, list(lr.lora.target_modules))
         need = learner_need(
             pool, shape, ranks, lr.zero_stage, b, seq, response,
-            lr.gradient_checkpointing, cl.gpu_memory_gib, trainable,
+            lr.gradient_checkpointing, cl.gpu_memory_gib, trainable, lr.logprob_chunk,
         )  # fmt: skip
         out.append((need, shape))
     return out

@@ -60,22 +60,33 @@ def pool_resource(pool: str) -> str:
     return f"cpe_pool_{pool}"
 
 
-def bundle_for(plan: PoolPlan, device: str, pinned: bool = False) -> dict[str, float]:
-    """One slot's bundle; ``pinned`` adds one unit of the pool's resource per device."""
+def bundle_for(
+    plan: PoolPlan, device: str, pinned: bool = False, cpus_per_gpu: int = 1
+) -> dict[str, float]:
+    """One slot's bundle: its GPUs and ``cpus_per_gpu`` CPUs each (the slot's host
+    threads, cpe.cluster.threads), or its CPUs on CPU; ``pinned`` adds one unit of the
+    pool's resource per device."""
     devices = float(plan.devices_per_slot)
-    bundle = {"GPU": devices, "CPU": 1.0} if device == "gpu" else {"CPU": devices}
+    if device == "gpu":
+        bundle = {"GPU": devices, "CPU": devices * cpus_per_gpu}
+    else:
+        bundle = {"CPU": devices}
     if pinned:
         bundle[pool_resource(plan.name)] = devices
     return bundle
 
 
 def missing_resources(
-    plans: list[PoolPlan], device: str, available: dict[str, float], pinned: bool = False
+    plans: list[PoolPlan],
+    device: str,
+    available: dict[str, float],
+    pinned: bool = False,
+    cpus_per_gpu: int = 1,
 ) -> list[str]:
     """Human-readable shortfalls of ``available`` (ray.cluster_resources()) for ``plans``."""
     need: dict[str, float] = {}
     for plan in plans:
-        for key, amount in bundle_for(plan, device, pinned).items():
+        for key, amount in bundle_for(plan, device, pinned, cpus_per_gpu).items():
             need[key] = need.get(key, 0.0) + amount * plan.slots
     problems = []
     for key, amount in sorted(need.items()):
@@ -112,14 +123,14 @@ class Placement:
         import ray
         from ray.util.placement_group import placement_group
 
-        pinned = self.cluster.pin_pools
+        pinned, cpus = self.cluster.pin_pools, self.cluster.cpus_per_gpu
         problems = missing_resources(
-            list(self.plans.values()), self.cluster.device, ray.cluster_resources(), pinned
+            list(self.plans.values()), self.cluster.device, ray.cluster_resources(), pinned, cpus
         )
         if problems:
             raise ClusterTooSmall("cluster too small for cluster.pools: " + "; ".join(problems))
         for name, plan in self.plans.items():
-            bundles = [bundle_for(plan, self.cluster.device, pinned)] * plan.slots
+            bundles = [bundle_for(plan, self.cluster.device, pinned, cpus)] * plan.slots
             strategy = (
                 "STRICT_PACK" if plan.fits_one_node(self.cluster.devices_per_node) else "PACK"
             )
@@ -131,7 +142,8 @@ class Placement:
                 self.remove()
                 raise ClusterTooSmall(
                     f"placement group for pool '{name}' ({self.plans[name].slots} x "
-                    f"{bundle_for(self.plans[name], self.cluster.device, pinned)}) not ready after "
+                    f"{bundle_for(self.plans[name], self.cluster.device, pinned, cpus)}) not ready "
+                    "after "
                     f"{self.ready_timeout_s:.0f}s: the cluster cannot fit cluster.pools.{name}"
                 ) from exc
         return self
@@ -146,7 +158,8 @@ class Placement:
         plan = self.plans[pool]
         if not 0 <= index < plan.slots:
             raise IndexError(f"pool '{pool}' has {plan.slots} slots, asked for {index}")
-        resources = bundle_for(plan, self.cluster.device, self.cluster.pin_pools)
+        cl = self.cluster
+        resources = bundle_for(plan, cl.device, cl.pin_pools, cl.cpus_per_gpu)
         return {
             "num_cpus": resources.get("CPU", 0.0),
             "num_gpus": resources.get("GPU", 0.0),

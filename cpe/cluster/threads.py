@@ -5,8 +5,8 @@ its bundles, and Ray exports an actor's CPU count as ``OMP_NUM_THREADS`` (unless
 user set that variable for the whole job), which torch and vLLM's CPU backend read at
 start-up. So the thread count of every actor is set in one place, the pool config: one
 CPU per bundle computes on one thread, two on two, and actors that run at the same time
-never ask for more threads than their bundles add up to. On GPU a bundle carries one
-CPU, so host-side work stays on one thread per rank.
+never ask for more threads than their bundles add up to. On GPU a bundle carries
+``cluster.cpus_per_gpu`` CPUs per GPU, and so as many host threads (the GPU presets: 4).
 """
 
 from __future__ import annotations

@@ -125,6 +125,11 @@ def _worker(gpu: bool, devices: int, image: str, shape: PodShape) -> tuple[dict,
 
 
 def cluster_spec(cfg: CPEConfig, image: str, shape: PodShape) -> dict:
+    if cfg.cluster.device == "gpu" and cfg.cluster.cpus_per_gpu > shape.cpus_per_gpu:
+        raise ValueError(
+            f"cluster.cpus_per_gpu={cfg.cluster.cpus_per_gpu} is more than the "
+            f"{shape.cpus_per_gpu} CPUs per GPU a worker pod offers"
+        )
     head = _container("ray-head", image, shape.head_cpus, shape.head_memory_gi, 0)
     head["ports"] = [
         {"containerPort": 6379, "name": "gcs"},

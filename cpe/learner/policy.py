@@ -37,7 +37,10 @@ class PolicyWorker(DeepSpeedWorker):
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(
-            self.model_path, config=config, dtype=torch_dtype
+            self.model_path,
+            config=config,
+            dtype=torch_dtype,
+            attn_implementation=self.cfg.attn_implementation,
         )
         return with_lora(model, self.cfg.lora) if self.lora else model
 
@@ -63,7 +66,8 @@ class PolicyWorker(DeepSpeedWorker):
         """
 
         def one(micro: TensorBatch) -> torch.Tensor:
-            logp = token_logprobs(self._logits(micro), micro.input_ids, temperature)
+            logits = self._logits(micro)
+            logp = token_logprobs(logits, micro.input_ids, temperature, self.cfg.logprob_chunk)
             return logp * micro.response_mask.to(logp.dtype)
 
         return self._map_shard(batch, one)
@@ -101,7 +105,7 @@ class PolicyWorker(DeepSpeedWorker):
 
     def _loss(self, batch: TensorBatch, temperature: float):
         logits = self._logits(batch)
-        logp = token_logprobs(logits, batch.input_ids, temperature)
+        logp = token_logprobs(logits, batch.input_ids, temperature, self.cfg.logprob_chunk)
         mask = batch.response_mask
         behaviour = (
             batch.behaviour_logp if batch.behaviour_logp is not None else torch.zeros_like(logp)
@@ -126,7 +130,8 @@ class PolicyWorker(DeepSpeedWorker):
             loss = loss + kl.coef * kl_loss
             metrics["kl_loss"] = float(kl_loss.detach())
         if self.algo.entropy_coef > 0:
-            entropy = masked_mean(token_entropy(logits, batch.input_ids, temperature), mask)
+            per_token = token_entropy(logits, batch.input_ids, temperature, self.cfg.logprob_chunk)
+            entropy = masked_mean(per_token, mask)
             loss = loss - self.algo.entropy_coef * entropy
             metrics["entropy"] = float(entropy.detach())
         metrics["total_loss"] = float(loss.detach())

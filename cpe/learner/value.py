@@ -48,7 +48,12 @@ class ValueWorker(DeepSpeedWorker):
         from transformers import AutoModel
 
         # AutoModel drops the LM head of a *ForCausalLM checkpoint and keeps the backbone.
-        backbone = AutoModel.from_pretrained(self.model_path, config=config, dtype=torch_dtype)
+        backbone = AutoModel.from_pretrained(
+            self.model_path,
+            config=config,
+            dtype=torch_dtype,
+            attn_implementation=self.cfg.attn_implementation,
+        )
         return ValueModel(backbone, config.hidden_size)
 
     def enable_gradient_checkpointing(self, module: nn.Module) -> None:

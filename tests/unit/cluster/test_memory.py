@@ -48,11 +48,14 @@ def test_zero_stages_shard_optimizer_then_gradients_then_weights():
     args = dict(micro_batch=1, seq_len=4, response_len=2, checkpointing=False, gpu_gib=1.0)
     stage2 = bytes_of(learner_need("policy", TOY, ranks=2, zero_stage=2, **args))
     # 1384 params: weights 2 B each unsharded, grads 2 B / 2 ranks, Adam 12 B / 2 ranks;
-    # activations 2 layers x 2*1*4*(8*8 + 3*16) = 2 x 896; logits 2 x 4 B x 1 x 2 x 10
+    # activations 2 layers x 2*1*4*(8*8 + 3*16) = 2 x 896; logits: 1 row x 10 vocab x
+    # (2 B bf16 x 2 positions + 8 B fp32 copy and log-softmax x 2 positions)
     assert stage2 == {
         "weights": 2768, "grads": 1384, "optimizer": 8304, "activations": 1792,
-        "logits": 160, "runtime": round(RUNTIME_GIB * GIB),
+        "logits": 200, "runtime": round(RUNTIME_GIB * GIB),
     }  # fmt: skip
+    chunked = bytes_of(learner_need("policy", TOY, ranks=2, zero_stage=2, logprob_chunk=1, **args))
+    assert chunked["logits"] == 10 * (2 * 2 + 8 * 1)
     stage3 = bytes_of(learner_need("policy", TOY, ranks=2, zero_stage=3, **args))
     assert stage3["weights"] == 1384
     stage0 = bytes_of(learner_need("policy", TOY, ranks=2, zero_stage=0, **args))

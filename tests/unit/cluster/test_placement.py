@@ -10,7 +10,7 @@ def test_plan_and_bundles_cpu_and_gpu():
     assert bundle_for(plans["policy"], "cpu") == {"CPU": 1.0}
     gpu = load_config(["experiment=qwen2.5-7b"])
     gplans = {p.name: p for p in plan_pools(gpu.cluster)}
-    assert bundle_for(gplans["grm"], "gpu") == {"GPU": 2.0, "CPU": 1.0}
+    assert bundle_for(gplans["grm"], "gpu") == {"GPU": 2.0, "CPU": 2.0}
 
 
 def test_missing_resources_names_what_is_short():
@@ -26,7 +26,7 @@ def test_pinned_bundles_ask_for_their_pools_resource():
     plans = {p.name: p for p in plan_pools(gpu.cluster)}
     assert bundle_for(plans["grm"], "gpu", pinned=True) == {
         "GPU": 2.0,
-        "CPU": 1.0,
+        "CPU": 2.0,
         "cpe_pool_grm": 2.0,
     }
     cpu = {p.name: p for p in plan_pools(load_config(["experiment=tiny_cpu"]).cluster)}
@@ -41,4 +41,17 @@ def test_a_missing_pool_resource_says_how_to_offer_it():
         "cpe_pool_policy: the pools need 2 (rollout=1, grm=1, policy=2, value=1) but the "
         "cluster has 0 (cluster.pin_pools: start its nodes with --resources "
         "'{\"cpe_pool_policy\": N}')"
+    ]
+
+
+def test_gpu_bundles_reserve_host_cpus_per_gpu():
+    gpu = load_config(["experiment=qwen2.5-7b"])
+    plans = {p.name: p for p in plan_pools(gpu.cluster)}
+    assert gpu.cluster.cpus_per_gpu == 4
+    assert bundle_for(plans["grm"], "gpu", cpus_per_gpu=4) == {"GPU": 2.0, "CPU": 8.0}
+    problems = missing_resources(
+        plan_pools(gpu.cluster), "gpu", {"CPU": 16.0, "GPU": 16.0}, cpus_per_gpu=4
+    )
+    assert problems == [
+        "CPU: the pools need 40 (rollout=2, grm=2, policy=4, value=2) but the cluster has 16"
     ]

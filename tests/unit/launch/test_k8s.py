@@ -148,3 +148,9 @@ def test_the_run_volume_takes_a_storage_class():
     assert pvc["spec"]["storageClassName"] == "nfs"
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
     assert "storageClassName" not in manifests(cfg, [], "raycluster")[0]["spec"]
+
+
+def test_pods_must_offer_the_cpus_the_bundles_reserve():
+    cfg = load_config(["experiment=qwen2.5-7b", "cluster.cpus_per_gpu=12"])
+    with pytest.raises(ValueError, match="cluster.cpus_per_gpu=12 is more than the 10 CPUs"):
+        manifests(cfg, ["experiment=qwen2.5-7b"], "raycluster")
