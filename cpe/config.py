@@ -238,8 +238,8 @@ class ClusterConfig:
     # object_store (any device; the CPU path) | nccl (GPU: broadcast from learner rank 0)
     # | adapter (learner.lora.rank > 0: only the adapter moves; vLLM serves it as a LoRA).
     weight_sync: str = "object_store"
-    # A weight push that takes longer stops the run with an error naming this key (nccl:
-    # a peer that never joins the broadcast would otherwise hang it).
+    # nccl: how long a weight push waits for its peers before it stops the run with an
+    # error naming this key (a peer that never joins the broadcast would hang it).
     sync_timeout_s: float = 900.0
     # true: each pool's bundles also ask for the custom resource cpe_pool_<pool>, so a
     # pool lands only on nodes started with it (KubeRay: its own worker group, see

@@ -13,7 +13,11 @@ Learner ranks (DeepSpeed, bf16 weights with fp32 Adam master, m and v):
 Engines (vLLM): the engine takes ``rollout.gpu_memory_utilization`` of each GPU; its
   weights (sharded over tensor parallelism) and a fixed allowance must leave room for
   the KV cache of at least one sequence of the engine's longest length.
-These are estimates for sizing, deliberately on the high side; they are not measured.
+These are estimates for sizing, not measurements. Left out: ZeRO-3's prefetch and live
+parameter buffers and its fp32 gradient sub-groups during the step, the reduce bucket
+(``learner.zero_bucket_elements``), the logits' gradient, and attention's seq^2 term with
+``attn_implementation=eager``: a few GiB on a 7-14B model, which a pool that is only
+just within its budget should keep free.
 """
 
 from __future__ import annotations

@@ -138,12 +138,22 @@ class DeepSpeedWorker(WeightSender):
         return [batch.rows(a, b).trimmed() for a, b in bounds]
 
     def _max_over_ranks(self, value: int) -> int:
-        count = torch.tensor([value], dtype=torch.long)
-        if self.world_size > 1:
-            import torch.distributed as tdist
+        import torch.distributed as tdist
 
-            tdist.all_reduce(count, op=tdist.ReduceOp.MAX)
+        count = torch.tensor([value], dtype=torch.long)
+        self._all_reduce(count, tdist.ReduceOp.MAX)
         return int(count)
+
+    def _all_reduce(self, tensor: torch.Tensor, op) -> None:
+        """In place over the ranks, through the engine's device: NCCL reduces CUDA
+        tensors only, gloo CPU ones."""
+        if self.world_size == 1:
+            return
+        import torch.distributed as tdist
+
+        on_device = tensor.to(self.engine.device)
+        tdist.all_reduce(on_device, op=op)
+        tensor.copy_(on_device.to(tensor.device))
 
     def _optimizer_step(
         self, micro_batches: list[TensorBatch], loss_fn: LossFn, acc: MetricAccumulator
@@ -151,15 +161,19 @@ class DeepSpeedWorker(WeightSender):
         """Accumulate gradients over a variable number of micro-batches, then step once.
 
         The boundary is set by hand (DeepSpeed's own counter assumes a fixed count) and
-        each micro-batch's token-mean loss is divided by the count, so the step uses the
-        mean over micro-batches. Every rank must pass the same count: ZeRO-2/3 reduce
-        gradients collectively in each backward.
+        each micro-batch's token-mean loss is weighted by its share of the rank's valid
+        tokens, so the step follows the token mean over the rank's mini-batch however
+        it was cut (row or token-budget micro-batches of any sizes). Every rank must
+        pass the same count: ZeRO-2/3 reduce gradients collectively in each backward.
         """
         count = len(micro_batches)
+        tokens = [float(m.response_mask.sum()) for m in micro_batches]
+        total = sum(tokens)
         for i, micro in enumerate(micro_batches):
             self.engine.set_gradient_accumulation_boundary(i == count - 1)
             loss, metrics, weights = loss_fn(micro)
-            self.engine.backward(loss / count, scale_wrt_gas=False)
+            share = tokens[i] / total if total else 1.0 / count
+            self.engine.backward(loss * share, scale_wrt_gas=False)
             acc.add(metrics, weights)
         # Stage 0 keeps no norm; its gradients are already all-reduced at the boundary.
         local_norm = self._grad_norm() if self.zero_stage == 0 else None
@@ -175,8 +189,7 @@ class DeepSpeedWorker(WeightSender):
     def _all_reduce_sum(self, tensor: torch.Tensor) -> None:
         import torch.distributed as tdist
 
-        if self.world_size > 1:
-            tdist.all_reduce(tensor, op=tdist.ReduceOp.SUM)
+        self._all_reduce(tensor, tdist.ReduceOp.SUM)
 
     # -- inference ------------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 """How a rank cuts its rows into micro-batches: a fixed number of rows, or as many
 consecutive rows as fit a token budget (``learner.micro_batch_tokens``).
 
-Rows stay in order, so a prompt's answers and edits (kept together by the shuffle,
-``group.grouped_permutation``) share a micro-batch and its prompt forward
-(``cpe.learner.prefix``). A micro-batch costs its rows times its longest row (the
+Rows stay in order, and a prompt's answers and edits are contiguous after the shuffle
+(``group.grouped_permutation``), so they mostly share a micro-batch and its prompt
+forward (``cpe.learner.prefix``); a cut inside a group only loses that sharing. A micro-batch costs its rows times its longest row (the
 padding after each row's last real token is trimmed away, ``TensorBatch.trimmed``), so
 the budget bounds that product: short rows travel many to a pass, long ones few.
 Ranks must run the same number of passes (ZeRO pairs their collectives), so the rank

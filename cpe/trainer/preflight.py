@@ -51,6 +51,7 @@ def prepare(cfg: CPEConfig) -> list[Record]:
     for role, spec in model_roles(cfg).items():
         check_model_path(spec.path, f"model.{role}.path")
     check_layout_fits(cfg)
+    check_attention(cfg)
     check_prompt_lengths(cfg, train)
     if cfg.trainer.eval_every:
         from cpe.eval.sets import load_eval_set
@@ -91,3 +92,17 @@ def policy_prompt_lengths(cfg: CPEConfig, records: list[Record]) -> list[int]:
     tokenizer = AutoTokenizer.from_pretrained(path)
     prompts = PromptSet.from_config(cfg.prompts)
     return [len(to_token_ids(tokenizer, policy_messages(record, prompts))) for record in records]
+
+
+def check_attention(cfg: CPEConfig) -> None:
+    """flash_attention_2 needs the flash-attn package (no extra installs it); the nodes
+    run the driver's environment (the image), so its absence here is its absence there."""
+    import importlib.util
+
+    if cfg.learner.attn_implementation == "flash_attention_2" and not importlib.util.find_spec(
+        "flash_attn"
+    ):
+        raise ValueError(
+            "learner.attn_implementation=flash_attention_2 needs the flash-attn package, "
+            "which is not installed: install it into the image or use sdpa"
+        )

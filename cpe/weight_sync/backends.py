@@ -161,7 +161,7 @@ class NcclBroadcastSync(PushAndCheck):
         self._ready = False
 
     def reset(self) -> None:
-        # A broken broadcast leaves the group unusable: the next push builds a new one.
+        # A broken broadcast leaves the group unusable, and its members blocked in NCCL.
         self._ready = False
 
     def transfer(self, version: int) -> dict[str, float]:
@@ -176,16 +176,19 @@ class NcclBroadcastSync(PushAndCheck):
 
     def _wait(self, refs: list) -> list:
         """``ray.get`` bounded by ``cluster.sync_timeout_s``: a peer that never joins the
-        collective must stop the run, not hang it."""
+        collective must stop the run, not hang it. The members are then killed: a task
+        blocked in NCCL ignores ``ray.cancel`` and would hold its actor (and the run's
+        shutdown) forever; the run resumes from its last checkpoint."""
         import ray
 
         try:
             return ray.get(refs, timeout=self.timeout_s)
         except ray.exceptions.GetTimeoutError as exc:
-            for ref in refs:
-                ray.cancel(ref)
+            for actor in [*self.learners.policy, *self.engines.actors]:
+                ray.kill(actor)
             raise TimeoutError(
-                f"no answer within cluster.sync_timeout_s={self.timeout_s:g}s"
+                f"no answer within cluster.sync_timeout_s={self.timeout_s:g}s; the weight-"
+                "sync group's learner ranks and engines were stopped"
             ) from exc
 
     def _init_group(self) -> None:

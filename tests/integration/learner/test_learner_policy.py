@@ -156,15 +156,18 @@ def test_save_hf_loads_with_transformers(ray_session, pair, tiny_model, tmp_path
     )
 
 
-def test_token_budget_micro_batches_agree_across_ranks_and_train_like_single_rows(
+def test_token_budget_micro_batches_agree_across_ranks_and_train_like_one_micro_batch(
     ray_session, pair, tiny_model, tmp_path
 ):
-    # Rank 0's rows are 10 tokens long, rank 1's 6: a budget of 12 padded tokens gives
-    # rank 0 two micro-batches and rank 1 one, which it must halve to run two passes too.
-    batch = make_batch(5)
-    batch.attention_mask[2:, 6:] = 0
-    batch.response_mask[2:, 6:] = 0
-    batch.input_ids[2:, 6:] = 0
+    # Rank 0's rows are 10, 10, 6 and 6 tokens long, rank 1's all 6. A budget of 12 padded
+    # tokens cuts rank 0's into micro-batches of 1, 1 and 2 rows and rank 1's into 2 and
+    # 2, which it must cut further to run three passes too. Weighted by their tokens,
+    # the micro-batches step like one micro-batch of all four rows per rank.
+    batch = make_batch(5, rows=8, edits=(1, 3, 5, 7))
+    for rows in (slice(2, 4), slice(4, 8)):
+        batch.attention_mask[rows, 6:] = 0
+        batch.response_mask[rows, 6:] = 0
+        batch.input_ids[rows, 6:] = 0
     batch = with_training_fields(batch, logprobs(ray_session, pair, batch), seed=5)
     call(ray_session, pair, "save_state", str(tmp_path / "s0"))
     budget = spawn(
@@ -175,9 +178,9 @@ def test_token_budget_micro_batches_agree_across_ranks_and_train_like_single_row
         before = export(ray_session, budget)
         assert torch.allclose(logprobs(ray_session, budget, batch), batch.old_logp, atol=1e-6)
         by_tokens = call(ray_session, budget, "train_step", batch, TEMPERATURE)[0]
-        by_rows = call(ray_session, pair, "train_step", batch, TEMPERATURE, micro_batch_size=1)[0]
-        assert by_tokens["grad_norm"] == pytest.approx(by_rows["grad_norm"], rel=1e-6)
+        whole = call(ray_session, pair, "train_step", batch, TEMPERATURE, micro_batch_size=4)[0]
+        assert by_tokens["grad_norm"] == pytest.approx(whole["grad_norm"], rel=1e-5)
         weights = export(ray_session, budget), export(ray_session, pair)
-        assert relative_update_error(before, *weights) < 1e-5
+        assert relative_update_error(before, *weights) < 1e-4
     finally:
         kill(ray_session, budget)

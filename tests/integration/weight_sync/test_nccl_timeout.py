@@ -1,6 +1,6 @@
 """The NCCL backend's control flow with Ray actors that stand in for learner rank 0 and
 an engine (no GPU here): a broadcast that never finishes stops the push within
-cluster.sync_timeout_s with an error naming it, and the next push builds a new group."""
+cluster.sync_timeout_s with an error naming it, and the blocked members are stopped."""
 
 from __future__ import annotations
 
@@ -60,9 +60,9 @@ class Engines:
     actors: list
 
 
-def test_a_hung_broadcast_times_out_and_the_next_push_starts_a_new_group(ray_session):
+def test_a_hung_broadcast_times_out_and_stops_the_group_within_the_timeout(ray_session):
     ray = ray_session
-    rank0 = ray.remote(num_cpus=0, max_concurrency=2)(FakeRankZero).remote()
+    rank0 = ray.remote(num_cpus=0)(FakeRankZero).remote()  # one call at a time, as ranks
     engine = ray.remote(num_cpus=0)(FakeEngine).remote()
     sync = NcclBroadcastSync(
         Learners([rank0]), Engines([engine]), SyncCheck([], 0, 0), timeout_s=2.0
@@ -72,8 +72,20 @@ def test_a_hung_broadcast_times_out_and_the_next_push_starts_a_new_group(ray_ses
         sync.push(1)
     assert time.time() - started < 30
     assert sync._ready is False  # the broken group is never trusted again
+    # The blocked members are gone, so nothing waits behind them (the run's shutdown).
+    for actor in (rank0, engine):
+        with pytest.raises(ray.exceptions.RayActorError):
+            ray.get(actor.__ray_ready__.remote(), timeout=60)
+
+
+def test_a_healthy_push_sends_the_metadata_size(ray_session):
+    ray = ray_session
+    rank0 = ray.remote(num_cpus=0)(FakeRankZero).remote()
     ray.get(rank0.set_hang.remote(False))
-    assert sync.push(2)["sync/mb"] == 24 / 2**20  # one 2 x 3 float32 tensor
-    assert ray.get(rank0.init_count.remote()) == 2  # a fresh group for the retry
+    engine = ray.remote(num_cpus=0)(FakeEngine).remote()
+    sync = NcclBroadcastSync(Learners([rank0]), Engines([engine]), SyncCheck([], 0, 0))
+    assert sync.push(1)["sync/mb"] == 24 / 2**20  # one 2 x 3 float32 tensor
+    assert sync.push(2)["sync/mb"] == 24 / 2**20
+    assert ray.get(rank0.init_count.remote()) == 1  # the group is built once
     ray.kill(rank0)
     ray.kill(engine)

@@ -102,7 +102,11 @@ def test_a_gpu_engine_holds_all_its_gpus_in_one_bundle_of_its_pool():
     for plan in plan_pools(cfg.cluster):
         if plan.name in ("rollout", "grm"):
             tp = getattr(cfg.cluster.pools, plan.name).devices_per_engine
-            assert bundle_for(plan, "gpu") == {"GPU": float(tp), "CPU": float(tp)}
+            cpus = cfg.cluster.cpus_per_gpu
+            assert bundle_for(plan, "gpu", cpus_per_gpu=cpus) == {
+                "GPU": float(tp),
+                "CPU": float(tp * cpus),
+            }
             settings = engine_settings(cfg, plan.name, "/m", "bfloat16", 4096, index=0)
             kwargs = llm_kwargs(settings)
             assert kwargs["tensor_parallel_size"] == tp

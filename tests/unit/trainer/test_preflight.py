@@ -123,3 +123,13 @@ def test_a_persona_feedback_folder_is_a_training_source(tmp_path):
     records = load_split(str(root), None, None, limit=3)
     assert [r.id for r in records] == ["general/easy-1", "general/easy-2", "spedific/easy-1"]
     assert records[0].persona["Name"] == "Ana Silva" and records[0].chosen == "good one"
+
+
+def test_flash_attention_without_its_package_is_refused():
+    from cpe.compose import load_config
+    from cpe.trainer.preflight import check_attention
+
+    cfg = load_config(["experiment=qwen2.5-7b", "learner.attn_implementation=flash_attention_2"])
+    with pytest.raises(ValueError, match="needs the flash-attn package, which is not installed"):
+        check_attention(cfg)
+    check_attention(load_config(["experiment=qwen2.5-7b"]))  # sdpa needs nothing
