@@ -39,22 +39,17 @@ def micro_batch_rows(cfg: CPEConfig, seq_len: int) -> int:
 def pool_needs(cfg: CPEConfig) -> list[tuple[Need, Shape | None]]:
     """Every placed pool's need per GPU (None where the model's shape is unknown)."""
     from cpe.models.paths import model_roles
-    from cpe.trainer.system import edit_prompt_budget
+    from cpe.trainer.system import grm_max_len, rollout_max_len
 
-    m, cl, lr, r, g = cfg.model, cfg.cluster, cfg.learner, cfg.rollout, cfg.grm
+    m, cl, lr, r = cfg.model, cfg.cluster, cfg.learner, cfg.rollout
     roles = model_roles(cfg)
     policy = model_shape(m.policy.path, m.policy.arch)
     seq, response = training_lengths(cfg)
     b = micro_batch_rows(cfg, seq)
     out: list[tuple[Need, Shape | None]] = []
-    rollout_len = max(
-        r.max_prompt_tokens + r.max_new_tokens, edit_prompt_budget(cfg) + r.edit_max_new_tokens
-    )
-    engines = [("rollout", policy, rollout_len)]
+    engines = [("rollout", policy, rollout_max_len(cfg))]
     if "grm" in roles:
-        engines.append(
-            ("grm", model_shape(m.grm.path, m.grm.arch), g.max_prompt_tokens + g.max_new_tokens)
-        )
+        engines.append(("grm", model_shape(m.grm.path, m.grm.arch), grm_max_len(cfg)))
     for pool, shape, length in engines:
         spec = getattr(cl.pools, pool)
         if spec.engines and shape is not None:

@@ -123,14 +123,15 @@ class Placement:
         import ray
         from ray.util.placement_group import placement_group
 
-        pinned, cpus = self.cluster.pin_pools, self.cluster.cpus_per_gpu
+        cl = self.cluster
         problems = missing_resources(
-            list(self.plans.values()), self.cluster.device, ray.cluster_resources(), pinned, cpus
-        )
+            list(self.plans.values()), cl.device, ray.cluster_resources(), cl.pin_pools,
+            cl.cpus_per_gpu,
+        )  # fmt: skip
         if problems:
             raise ClusterTooSmall("cluster too small for cluster.pools: " + "; ".join(problems))
         for name, plan in self.plans.items():
-            bundles = [bundle_for(plan, self.cluster.device, pinned, cpus)] * plan.slots
+            bundles = [self._bundle(plan)] * plan.slots
             strategy = (
                 "STRICT_PACK" if plan.fits_one_node(self.cluster.devices_per_node) else "PACK"
             )
@@ -142,8 +143,7 @@ class Placement:
                 self.remove()
                 raise ClusterTooSmall(
                     f"placement group for pool '{name}' ({self.plans[name].slots} x "
-                    f"{bundle_for(self.plans[name], self.cluster.device, pinned, cpus)}) not ready "
-                    "after "
+                    f"{self._bundle(self.plans[name])}) not ready after "
                     f"{self.ready_timeout_s:.0f}s: the cluster cannot fit cluster.pools.{name}"
                 ) from exc
         return self
@@ -158,8 +158,7 @@ class Placement:
         plan = self.plans[pool]
         if not 0 <= index < plan.slots:
             raise IndexError(f"pool '{pool}' has {plan.slots} slots, asked for {index}")
-        cl = self.cluster
-        resources = bundle_for(plan, cl.device, cl.pin_pools, cl.cpus_per_gpu)
+        resources = self._bundle(plan)
         return {
             "num_cpus": resources.get("CPU", 0.0),
             "num_gpus": resources.get("GPU", 0.0),
@@ -169,6 +168,10 @@ class Placement:
                 placement_group_capture_child_tasks=True,
             ),
         }
+
+    def _bundle(self, plan: PoolPlan) -> dict[str, float]:
+        cl = self.cluster
+        return bundle_for(plan, cl.device, cl.pin_pools, cl.cpus_per_gpu)
 
     def layout(self) -> dict[str, list[str]]:
         """The node id of every slot, by pool (written to the run folder: where it ran)."""

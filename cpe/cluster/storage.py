@@ -39,8 +39,9 @@ def blind_nodes(answers: dict[str, bool]) -> list[str]:
     return [where for where, seen in answers.items() if not seen]
 
 
-def check_run_dir_shared(placement: Placement, run_dir: str) -> None:
-    """Raise :class:`RunDirNotShared` naming ``logging.run_dir`` and the blind nodes."""
+def check_run_dir_shared(placement: Placement, layout: dict[str, list[str]], run_dir: str) -> None:
+    """Raise :class:`RunDirNotShared` naming ``logging.run_dir`` and the blind nodes;
+    ``layout`` is ``placement.layout()``."""
     import ray
 
     folder = str(Path(run_dir).resolve())
@@ -53,7 +54,7 @@ def check_run_dir_shared(placement: Placement, run_dir: str) -> None:
         # no CPU budget is later handed to an actor (its OMP threads would be wrong).
         check = ray.remote(num_cpus=0, max_calls=1)(sees_probe)
         refs = {}
-        for node, (pool, slot) in one_slot_per_node(placement.layout()).items():
+        for node, (pool, slot) in one_slot_per_node(layout).items():
             options = {**placement.options_for(pool, slot), "num_cpus": 0, "num_gpus": 0}
             refs[f"node {node[:12]} ({pool})"] = check.options(**options).remote(folder, token)
         answers = dict(zip(refs, ray.get(list(refs.values())), strict=True))

@@ -3,9 +3,10 @@ consecutive rows as fit a token budget (``learner.micro_batch_tokens``).
 
 Rows stay in order, and a prompt's answers and edits are contiguous after the shuffle
 (``group.grouped_permutation``), so they mostly share a micro-batch and its prompt
-forward (``cpe.learner.prefix``); a cut inside a group only loses that sharing. A micro-batch costs its rows times its longest row (the
-padding after each row's last real token is trimmed away, ``TensorBatch.trimmed``), so
-the budget bounds that product: short rows travel many to a pass, long ones few.
+forward (``cpe.learner.prefix``); a cut inside a group only loses that sharing. A
+micro-batch costs its rows times its longest row (the padding after each row's last real
+token is trimmed away, ``TensorBatch.trimmed``), so the budget bounds that product:
+short rows travel many to a pass, long ones few.
 Ranks must run the same number of passes (ZeRO pairs their collectives), so the rank
 with fewer micro-batches halves its costliest ones until the counts match
 (:func:`split_to`). Pure functions: no torch.distributed here.

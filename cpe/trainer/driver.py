@@ -27,7 +27,6 @@ from cpe.algo import kl_penalty
 from cpe.batch import TensorBatch
 from cpe.config import CPEConfig
 from cpe.data.cursor import PromptCursor
-from cpe.learner.group import optimizer_updates
 from cpe.logs import step_line
 from cpe.protocols import Evaluator, ExperienceMaker, LearnerGroup, WeightSync
 from cpe.trainer.advantage import with_advantages
@@ -38,7 +37,7 @@ from cpe.trainer.experience import (
     edit_prompt_tensors,
     training_tensors,
 )
-from cpe.trainer.makers import max_rows_per_step
+from cpe.trainer.makers import max_updates_per_step
 from cpe.trainer.metrics import MetricsLogger
 from cpe.trainer.step_metrics import experience_metrics, sample_rows
 from cpe.trainer.timing import PhaseTimer
@@ -50,8 +49,7 @@ def needs_old_logp(cfg: CPEConfig) -> bool:
     epoch) and no reference model reads it for a KL: pi_old is then the policy as the
     update starts, and the update takes it detached from its own forward (as TRL does),
     saving one pass over the batch."""
-    mini_rows = cfg.learner.mini_batch_prompts * cfg.rollout.n
-    one_step = optimizer_updates(max_rows_per_step(cfg), mini_rows) == 1
+    one_step = max_updates_per_step(cfg) == 1
     return not (one_step and cfg.learner.ppo_epochs == 1 and cfg.model.reference.path is None)
 
 

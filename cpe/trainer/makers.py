@@ -16,6 +16,7 @@ import torch
 from cpe.algo import edit_budget, select_edits
 from cpe.config import CPEConfig
 from cpe.data.records import Record
+from cpe.learner.group import optimizer_updates
 from cpe.prompts import PromptSet, edit_messages, policy_messages
 from cpe.prompts.chat import to_token_ids
 from cpe.protocols import RewardModel, RolloutPool
@@ -266,3 +267,13 @@ def max_rows_per_step(cfg: CPEConfig) -> int:
     if MAKERS[cfg.algorithm.mode].makes_edits:
         edits = edit_budget(cfg.algorithm.edit_ratio, b, n, divisor=1)
     return b * n + edits
+
+
+def max_updates_per_step(cfg: CPEConfig) -> int:
+    """Optimizer updates of the largest step (one epoch), in mini-batches of
+    ``learner.mini_batch_prompts`` x ``rollout.n`` sequences."""
+    return optimizer_updates(max_rows_per_step(cfg), mini_batch_rows(cfg))
+
+
+def mini_batch_rows(cfg: CPEConfig) -> int:
+    return cfg.learner.mini_batch_prompts * cfg.rollout.n

@@ -14,13 +14,19 @@ from cpe.cluster.storage import check_run_dir_shared
 from cpe.config import CPEConfig
 from cpe.data.cursor import PromptCursor
 from cpe.data.records import Record
-from cpe.learner.group import RayLearnerGroup, optimizer_updates
+from cpe.learner.group import RayLearnerGroup
 from cpe.models.paths import cache_dir_for_actors, model_roles, resolve_model_path
 from cpe.rollout.launch import engine_pool
 from cpe.rollout.pool import EnginePool
 from cpe.trainer.checkpoint import CheckpointManager, read_driver_state, resolve_resume
 from cpe.trainer.driver import Driver
-from cpe.trainer.makers import MAKERS, MakerSettings, Prompter, max_rows_per_step
+from cpe.trainer.makers import (
+    MAKERS,
+    MakerSettings,
+    Prompter,
+    max_updates_per_step,
+    mini_batch_rows,
+)
 from cpe.trainer.metrics import MetricsLogger
 from cpe.trainer.pipeline import PIPELINED_MAKERS
 from cpe.trainer.timing import PhaseTimer
@@ -60,9 +66,7 @@ def _learner_group(
 
     # Mini-batches as the paper counts them (learner.group.optimizer_updates); the LR
     # schedule's horizon assumes every step brings its full edit budget.
-    mini_rows = cfg.learner.mini_batch_prompts * cfg.rollout.n
-    updates = optimizer_updates(max_rows_per_step(cfg), mini_rows)
-    optimizer_steps = steps * updates * cfg.learner.ppo_epochs
+    optimizer_steps = steps * max_updates_per_step(cfg) * cfg.learner.ppo_epochs
 
     def ranks(pool: str, cls, path: str | None, dtype: str) -> list:
         world = placement.slots(pool)
@@ -99,7 +103,7 @@ def _learner_group(
     return RayLearnerGroup(
         policy,
         value,
-        mini_batch_rows=mini_rows,
+        mini_batch_rows=mini_batch_rows(cfg),
         temperature=cfg.rollout.temperature,
         seed=cfg.trainer.seed,
         reference=reference,
@@ -126,11 +130,23 @@ def edit_prompt_budget(cfg: CPEConfig) -> int:
     return r.max_prompt_tokens + r.max_new_tokens + cfg.grm.max_new_tokens + 256
 
 
+def rollout_max_len(cfg: CPEConfig) -> int:
+    """A rollout engine's longest sequence: an answer, or an edit after its prompt."""
+    r = cfg.rollout
+    return max(
+        r.max_prompt_tokens + r.max_new_tokens, edit_prompt_budget(cfg) + r.edit_max_new_tokens
+    )
+
+
+def grm_max_len(cfg: CPEConfig) -> int:
+    return cfg.grm.max_prompt_tokens + cfg.grm.max_new_tokens
+
+
 def record_layout(placement: Placement, run_dir: str) -> None:
     """Check every node sees the run folder, then write which node hosts each slot to
     ``placement.json`` in it."""
-    check_run_dir_shared(placement, run_dir)
     layout = placement.layout()
+    check_run_dir_shared(placement, layout, run_dir)
     (Path(run_dir) / "placement.json").write_text(json.dumps(layout, indent=1))
 
 
@@ -147,24 +163,20 @@ def start_system(cfg: CPEConfig, paths: dict[str, str], total_steps: int) -> Sys
         if started_ray:
             ray.shutdown()
         raise
-    r, g = cfg.rollout, cfg.grm
-    rollout_len = max(
-        r.max_prompt_tokens + r.max_new_tokens, edit_prompt_budget(cfg) + r.edit_max_new_tokens
-    )
     rollout = engine_pool(
-        placement, "rollout", cfg, paths["policy"], cfg.model.policy.dtype, rollout_len
+        placement, "rollout", cfg, paths["policy"], cfg.model.policy.dtype, rollout_max_len(cfg)
     )
     grm_pool = None
-    if g.backend == "vllm":
-        grm_len = g.max_prompt_tokens + g.max_new_tokens
-        grm_pool = engine_pool(placement, "grm", cfg, paths["grm"], cfg.model.grm.dtype, grm_len)
+    if cfg.grm.backend == "vllm":
+        grm_pool = engine_pool(
+            placement, "grm", cfg, paths["grm"], cfg.model.grm.dtype, grm_max_len(cfg)
+        )
     learners = _learner_group(placement, cfg, paths, total_steps)
     return System(placement, rollout, grm_pool, learners, started_ray)
 
 
 def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple[Driver, System]:
     """The running system and the driver around it; on failure the system is shut down."""
-
     from cpe.prompts import PromptSet
 
     paths = model_paths(cfg)
@@ -181,7 +193,6 @@ def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple
 
 def _grm(cfg: CPEConfig, system: System, paths: dict[str, str], prompter: Prompter):
     """A GRM scorer on the GRM engines (or the configured endpoint / function)."""
-
     from cpe.reward.factory import build_grm
 
     return build_grm(
