@@ -313,6 +313,69 @@ class EvalConfig:
 
 
 @dataclass
+class LabelConfig:
+    """``python -m cpe.label``: the teacher (the ``grm`` node and ``model.grm``) critiques
+    and scores both answers of each preference pair with the GRM rubric."""
+
+    # Records with chosen and rejected answers (JSONL / parquet / HF folder, or a
+    # PersonaFeedback folder); with sample_answers any records (e.g. bundled:train).
+    # Required by cpe.label (checked there; other tools leave it unset).
+    pairs_path: str | None = None
+    personas_path: str | None = None
+    # true: each pair is two answers sampled from model.policy.path on a rollout engine
+    # (rollout.temperature, rollout.max_new_tokens); needs preference=teacher.
+    sample_answers: bool = False
+    # cpe.label.pairs.PREFERENCES: dataset (keep each pair's chosen/rejected) | teacher
+    # (the answer the teacher rewards higher is chosen; equal rewards drop the pair).
+    preference: str = "dataset"
+    # preference=dataset: drop pairs whose rejected answer the teacher rewards above the chosen.
+    consistency_filter: bool = False
+    max_pairs: int | None = None
+    # Share of pairs held out for the *_eval.jsonl files (by a hash of the pair's id, so
+    # the split is the same on every re-run).
+    eval_share: float = 0.1
+    # Answers sent to the teacher between two durable appends to labels.jsonl (at most
+    # this many requests are repeated after a kill).
+    chunk: int = 16
+    # A fixed folder is continued: answers already in its labels.jsonl are not asked again.
+    output_dir: str = "runs/label-${now:%Y%m%d-%H%M%S}"
+
+
+@dataclass
+class SFTConfig:
+    """``python -m cpe.sft``: supervised training on the policy pool's DeepSpeed ranks
+    (``cluster.pools.policy``, ``learner.*`` for ZeRO, micro-batches, schedule, LoRA)."""
+
+    # cpe.sft.tasks.SFT_TASKS: grm (a GRM on cpe.label's grm_sft.jsonl) | policy (the
+    # policy on the chosen answers of preference pairs) | bt (a Bradley-Terry reward
+    # model on preference pairs: a scalar head, -log sigmoid(r_chosen - r_rejected)).
+    task: str = "grm"
+    # The starting model (an HF folder or fixture:NAME) and the training examples:
+    # required by cpe.sft (checked there; other tools leave them unset).
+    model: str | None = None
+    dtype: str = "float32"
+    train_path: str | None = None
+    # null: eval_share of train_path held out (by a hash of each example's id).
+    eval_path: str | None = None
+    personas_path: str | None = None
+    eval_share: float = 0.1
+    epochs: int = 1
+    lr: float = 1.0e-5
+    # Examples (pairs for bt) per optimizer update, over all ranks.
+    batch_examples: int = 16
+    # Prompt + response tokens of an example; a longer one is skipped and counted.
+    max_len: int = 1024
+    # Held-out loss every k updates (and after the last); 0 = only after the last.
+    eval_every: int = 0
+    save_every: int = 50
+    keep_checkpoints: int = 2
+    resume: str = "auto"  # auto | never | a checkpoint folder
+    seed: int = 0
+    # The HF model goes to <output_dir>/model; a fixed folder is continued.
+    output_dir: str = "runs/sft-${now:%Y%m%d-%H%M%S}"
+
+
+@dataclass
 class PromptOverrides:
     # A template file per role; None keeps the prompt set's own.
     policy_system: str | None = None
@@ -347,6 +410,8 @@ class CPEConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     prompts: PromptsConfig = field(default_factory=PromptsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    label: LabelConfig = field(default_factory=LabelConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
 
 
 def register_configs() -> None:

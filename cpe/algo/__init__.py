@@ -13,6 +13,7 @@ from cpe.algo.advantages import (
     grpo_advantages,
     grpo_estimator,
 )
+from cpe.algo.bradley_terry import bt_loss, normalise_rewards, pairwise_accuracy, reward_stats
 from cpe.algo.grm_parse import Judgement, final_score, parse_grm_output
 from cpe.algo.kl import KL_ESTIMATORS, kl_penalty, last_valid_index, token_level_rewards
 from cpe.algo.losses import (
@@ -44,6 +45,10 @@ __all__ = [
     "AdvantageInputs",
     "Estimate",
     "Judgement",
+    "bt_loss",
+    "normalise_rewards",
+    "pairwise_accuracy",
+    "reward_stats",
     "SelectionStrategy",
     "edit_budget",
     "estimate_advantages",

@@ -42,8 +42,10 @@ def save_hf_folder(
     named: list[tuple[str, torch.Tensor]],
     source: str | Path,
     max_shard_bytes: int = 4 * 1024**3,
+    extra_files: dict[str, bytes] | None = None,
 ) -> Path:
-    """Write ``named`` tensors + the source's config and tokenizer to ``path``.
+    """Write ``named`` tensors + the source's config and tokenizer (+ ``extra_files``,
+    name -> bytes) to ``path``.
 
     Written under ``path.tmp`` and renamed, so a reader (a rollout engine reloading
     from disk) never sees a half-written folder.
@@ -57,6 +59,8 @@ def save_hf_folder(
     save_torch_state_dict(dict(named), tmp, max_shard_size=max_shard_bytes)
     write_config(source, tmp, named[0][1].dtype)
     copy_side_files(source, tmp)
+    for name, data in (extra_files or {}).items():
+        (tmp / name).write_bytes(data)
     if path.exists():
         shutil.rmtree(path)
     tmp.rename(path)
