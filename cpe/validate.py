@@ -92,7 +92,7 @@ def validate(cfg: CPEConfig) -> None:
     """Raise :class:`ConfigError` listing every problem found in ``cfg``."""
     check = _Checker()
     parts = (_models, _data, _rollout, _grm, _algorithm, _learner, _trainer, _cluster, _pools)
-    for part in (*parts, _logging, _prompts, _eval):
+    for part in (*parts, _logging, _prompts, _eval, _sft):
         part(cfg, check)
     if check.problems:
         raise ConfigError(check.problems)
@@ -299,14 +299,14 @@ def _trainer(cfg: CPEConfig, c: _Checker) -> None:
     _resume(t.resume, c)
 
 
-def _resume(resume: str, c: _Checker) -> None:
+def _resume(resume: str, c: _Checker, key: str = "trainer.resume") -> None:
     from cpe.trainer.checkpoint import MARKER
 
     if resume in ("auto", "never"):
         return
     c.require(
         (Path(resume) / MARKER).is_file(),
-        "trainer.resume",
+        key,
         f"{resume!r} is not auto, never or a complete checkpoint folder (no {MARKER} file in it)",
     )
 
@@ -482,3 +482,18 @@ def _eval(cfg: CPEConfig, c: _Checker) -> None:
             "eval.reference",
             f"{e.reference!r}: during training the reference is initial, dataset or an outputs file",
         )
+
+
+def _sft(cfg: CPEConfig, c: _Checker) -> None:
+    """The sft node's values (cpe.sft itself requires sft.model and sft.train_path)."""
+    from cpe.sft.tasks import SFT_TASKS
+
+    s = cfg.sft
+    c.choice(s.task, "sft.task", SFT_TASKS)
+    c.choice(s.dtype, "sft.dtype", DTYPES)
+    for key in ("epochs", "lr", "batch_examples", "save_every", "keep_checkpoints"):
+        c.positive(getattr(s, key), f"sft.{key}")
+    c.require(s.max_len >= 2, "sft.max_len", f"{s.max_len} leaves no room for a reply")
+    c.non_negative(s.eval_every, "sft.eval_every")
+    c.require(0 <= s.eval_share < 1, "sft.eval_share", f"{s.eval_share} must be in [0, 1)")
+    _resume(s.resume, c, key="sft.resume")
