@@ -12,12 +12,13 @@ export TMPDIR ?= /tmp
 # The run `make eval` / `make report` look at: the newest demo run unless RUN=... is given.
 RUN ?= $(lastword $(sort $(wildcard runs/demo-*)))
 
-.PHONY: install demo eval report bench test test-unit test-integration lint format clean config help
+.PHONY: install demo eval report compare bench test test-unit test-integration lint format clean config help
 
 help:
 	@echo "make demo          install if needed, then a short real CPE training run (SmolLM2, CPU)"
 	@echo "make eval          the demo's trained policy vs its starting model (RUN=runs/demo-...)"
 	@echo "make report        plots + report.html of a run (RUN=runs/...)"
+	@echo "make compare       PPO with a Bradley-Terry reward vs PPO with the GRM vs CPE, evaluated (~1 h)"
 	@echo "make bench         cpe (GRPO, PPO, CPE) vs TRL's GRPOTrainer, same workload (~40 min)"
 	@echo "make test          install if needed, then the whole test suite"
 	@echo "make test-unit     fast unit tests only (no Ray, no engines)"
@@ -56,6 +57,11 @@ demo: install
 eval: install
 	@test -n "$(RUN)" || { echo "no runs/demo-* folder: run 'make demo' first or give RUN=..."; exit 1; }
 	$(PY) -m cpe.eval experiment=demo 'eval.policies=[$(RUN)]'
+
+# The paper's comparison on the embedded default; COMPARE_ARGS e.g. "trainer.total_steps=8".
+COMPARE_ARGS ?=
+compare: install
+	$(PY) -m cpe.compare $(COMPARE_ARGS)
 
 report: install
 	@test -n "$(RUN)" || { echo "no runs/demo-* folder: run 'make demo' first or give RUN=..."; exit 1; }

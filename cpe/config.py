@@ -376,6 +376,23 @@ class SFTConfig:
 
 
 @dataclass
+class CompareConfig:
+    """``python -m cpe.compare``: the paper's comparison on one data set, seed and budget:
+    each run of ``runs`` trained with the same overrides, then evaluated and reported."""
+
+    # cpe.compare.stages.COMPARED_RUNS: ppo-bt (PPO on a Bradley-Terry reward model) |
+    # ppo-grm (PPO on the GRM's reward) | cpe (Critique-Post-Edit).
+    runs: list[str] = field(default_factory=lambda: ["ppo-bt", "ppo-grm", "cpe"])
+    # Preference pairs for the Bradley-Terry model (records with chosen and rejected);
+    # null: sample_pairs records of data.train_path, each with two answers sampled from
+    # model.policy.path and ordered by the GRM (python -m cpe.label).
+    pairs_path: str | None = None
+    sample_pairs: int = 64
+    # Every stage writes below it; a fixed folder is continued stage by stage.
+    output_dir: str = "runs/compare-${now:%Y%m%d-%H%M%S}"
+
+
+@dataclass
 class PromptOverrides:
     # A template file per role; None keeps the prompt set's own.
     policy_system: str | None = None
@@ -412,6 +429,7 @@ class CPEConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     label: LabelConfig = field(default_factory=LabelConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
 
 def register_configs() -> None:

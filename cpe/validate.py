@@ -92,7 +92,7 @@ def validate(cfg: CPEConfig) -> None:
     """Raise :class:`ConfigError` listing every problem found in ``cfg``."""
     check = _Checker()
     parts = (_models, _data, _rollout, _grm, _algorithm, _learner, _trainer, _cluster, _pools)
-    for part in (*parts, _logging, _prompts, _eval, _sft):
+    for part in (*parts, _logging, _prompts, _eval, _sft, _compare):
         part(cfg, check)
     if check.problems:
         raise ConfigError(check.problems)
@@ -497,3 +497,14 @@ def _sft(cfg: CPEConfig, c: _Checker) -> None:
     c.non_negative(s.eval_every, "sft.eval_every")
     c.require(0 <= s.eval_share < 1, "sft.eval_share", f"{s.eval_share} must be in [0, 1)")
     _resume(s.resume, c, key="sft.resume")
+
+
+def _compare(cfg: CPEConfig, c: _Checker) -> None:
+    from cpe.compare.stages import COMPARED_RUNS
+
+    runs = cfg.compare.runs
+    for run in runs:
+        c.choice(run, "compare.runs", COMPARED_RUNS)
+    c.require(bool(runs), "compare.runs", "names no run")
+    c.require(len(set(runs)) == len(runs), "compare.runs", f"{list(runs)} repeats a run")
+    c.positive(cfg.compare.sample_pairs, "compare.sample_pairs")
