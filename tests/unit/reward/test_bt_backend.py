@@ -11,7 +11,7 @@ from cpe.config import GRMConfig
 from cpe.data.records import Record
 from cpe.models.tiny_rm import build_tiny_reward_model, tiny_value_model
 from cpe.prompts import DEFAULT
-from cpe.reward import GRMError, GRMScorer, build_grm
+from cpe.reward import GRMError, GRMResult, GRMScorer, build_grm
 from cpe.reward.bt_backend import BTBackend, BTPool, BTScorer
 from cpe.reward.bt_model import scored_ids
 
@@ -135,3 +135,15 @@ def test_pool_splits_pairs_over_actors_and_keeps_order():
     assert pool.score(pairs[:1]) == [1] and len(actors[1].seen) == 1  # no empty call
     with pytest.raises(ValueError, match="cluster.pools.grm.engines"):
         BTPool([])
+
+
+def test_eval_score_means_skip_the_dimensions_a_scalar_model_lacks(record):
+    from cpe.eval.grm_scores import _row, score_metrics
+
+    results = BTBackend(StubScorer(), None).score([])  # no items: nothing tokenised
+    assert results == []
+    rows = [_row(record, r, "d") for r in (GRMResult("", None, "", 2.0, True),)]
+    rows.append(_row(record, GRMResult("", None, "", None, False, error="x"), "d"))
+    metrics = score_metrics(rows)
+    assert metrics["grm_reward"] == 2.0 and metrics["grm_invalid"] == 1.0
+    assert metrics["grm_helpfulness"] is None
