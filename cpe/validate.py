@@ -169,8 +169,8 @@ def _grm(cfg: CPEConfig, c: _Checker) -> None:
 
 
 def _bt_reward_model(cfg: CPEConfig, c: _Checker) -> None:
-    """A scalar reward model: PPO only, and a folder here must be a cpe reward model (a
-    fixture or a folder only the nodes see is found out there)."""
+    """A scalar reward model: PPO only, and a cpe reward model folder (the fixtures are
+    plain LMs; a folder only the nodes see is checked there, by load_reward_model)."""
     from cpe.reward.bt_model import is_reward_model
 
     c.require(
@@ -181,7 +181,7 @@ def _bt_reward_model(cfg: CPEConfig, c: _Checker) -> None:
     )
     path = cfg.model.grm.path
     c.require(
-        not Path(path).is_dir() or is_reward_model(path),
+        not path.startswith("fixture:") and (not Path(path).is_dir() or is_reward_model(path)),
         "model.grm.path",
         f"{path!r} is not a cpe reward model (no reward_head.safetensors and "
         "reward_norm.json): train one with python -m cpe.sft sft.task=bt ...",

@@ -81,3 +81,8 @@ def test_the_planner_sizes_bt_scorers_without_a_kv_cache():
     assert grm.gpus == 2 and grm.budget_gib == cfg.cluster.gpu_memory_gib
     assert "kv_one_sequence" not in grm.parts and grm.parts["activations"] > 0
     assert 13 < grm.parts["weights"] < 14  # a 7B backbone in bf16, no LM head
+
+
+def test_a_model_fixture_is_no_reward_model():
+    message = _error_for("algorithm=ppo", "grm=bt", "model.grm.path=fixture:tiny")
+    assert message.startswith("model.grm.path: 'fixture:tiny' is not a cpe reward model")
