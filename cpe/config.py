@@ -83,7 +83,7 @@ class OpenAIBackendConfig:
 
 @dataclass
 class GRMConfig:
-    backend: str = "vllm"  # vllm | openai | python
+    backend: str = "vllm"  # vllm | openai | python | bt (a Bradley-Terry reward model, ppo only)
     # two_call: critique at critique_temperature, then a separate score call at
     # score_temperature (the spec); single_call: one output gives both.
     mode: str = "two_call"

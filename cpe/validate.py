@@ -11,6 +11,7 @@ from pathlib import Path
 from cpe.cluster.placement import ENGINE_POOLS, RANK_POOLS, plan_pools
 from cpe.config import MISSING_PATH, CPEConfig
 from cpe.models.paths import model_roles
+from cpe.reward.pools import runs_grm_model
 
 DTYPES = ("float32", "bfloat16")
 DEVICES = ("cpu", "gpu")
@@ -159,10 +160,38 @@ def _grm(cfg: CPEConfig, c: _Checker) -> None:
         )
     if g.backend == "python":
         _python_function(g.python_function, c)
+    if g.backend == "bt":
+        _bt_reward_model(cfg, c)
     if g.backend == "openai":
         c.positive(g.openai.concurrency, "grm.openai.concurrency")
         c.positive(g.openai.timeout_s, "grm.openai.timeout_s")
         c.non_negative(g.openai.max_retries, "grm.openai.max_retries")
+
+
+def _bt_reward_model(cfg: CPEConfig, c: _Checker) -> None:
+    """A scalar reward model: PPO only, and a cpe reward model folder (the fixtures are
+    plain LMs; a folder only the nodes see is checked there, by load_reward_model)."""
+    from cpe.reward.bt_model import is_reward_model
+
+    c.require(
+        cfg.algorithm.mode == "ppo",
+        "grm.backend",
+        f"bt gives rewards only, but algorithm.mode={cfg.algorithm.mode} needs critiques "
+        "from a generative GRM: use algorithm=ppo, or grm=vllm|openai|python",
+    )
+    path = cfg.model.grm.path
+    c.require(
+        not path.startswith("fixture:") and (not Path(path).is_dir() or is_reward_model(path)),
+        "model.grm.path",
+        f"{path!r} is not a cpe reward model (no reward_head.safetensors and "
+        "reward_norm.json): train one with python -m cpe.sft sft.task=bt ...",
+    )
+    per = cfg.cluster.pools.grm.devices_per_engine
+    c.require(
+        cfg.cluster.device != "gpu" or per == 1,
+        "cluster.pools.grm.devices_per_engine",
+        f"{per}, but a BT scorer runs on one GPU: set it to 1 (more engines score in parallel)",
+    )
 
 
 def _python_function(spec: str | None, c: _Checker) -> None:
@@ -317,7 +346,7 @@ def _cluster(cfg: CPEConfig, c: _Checker) -> None:
     c.positive(cl.num_nodes, "cluster.num_nodes")
     c.positive(cl.devices_per_node, "cluster.devices_per_node")
     c.positive(cl.cpus_per_gpu, "cluster.cpus_per_gpu")
-    if cfg.grm.backend != "vllm" and cl.pools.grm.engines:
+    if not runs_grm_model(cfg.grm.backend) and cl.pools.grm.engines:
         c.require(
             False,
             "cluster.pools.grm.engines",
@@ -392,8 +421,8 @@ def _needed_pools(cfg: CPEConfig) -> dict[str, str]:
     if "value" in model_roles(cfg):
         adv = cfg.algorithm.advantage
         needed["cluster.pools.value.ranks"] = f"algorithm.advantage={adv} reads learned values"
-    if cfg.grm.backend == "vllm":
-        needed["cluster.pools.grm.engines"] = "grm.backend=vllm runs the GRM on them"
+    if runs_grm_model(cfg.grm.backend):
+        needed["cluster.pools.grm.engines"] = f"grm.backend={cfg.grm.backend} runs the GRM on them"
     if cfg.algorithm.kl.coef > 0:
         needed["cluster.pools.reference.ranks"] = "algorithm.kl.coef > 0 needs a reference rank"
     return needed

@@ -13,6 +13,7 @@ Learner ranks (DeepSpeed, bf16 weights with fp32 Adam master, m and v):
 Engines (vLLM): the engine takes ``rollout.gpu_memory_utilization`` of each GPU; its
   weights (sharded over tensor parallelism) and a fixed allowance must leave room for
   the KV cache of at least one sequence of the engine's longest length.
+BT scorers (grm.backend=bt): weights, one layer's forward activations, runtime.
 These are estimates for sizing, not measurements. Left out: ZeRO-3's prefetch and live
 parameter buffers and its fp32 gradient sub-groups during the step, the reduce bucket
 (``learner.zero_bucket_elements``), the logits' gradient, and attention's seq^2 term with
@@ -149,6 +150,27 @@ def engine_need(
         "runtime": RUNTIME_GIB,
     }
     return Need(pool, engines * tp, parts, gpu_gib * util)
+
+
+def scorer_need(
+    pool: str,
+    shape: Shape,
+    slots: int,
+    micro_batch: int,
+    seq_len: int,
+    gpu_gib: float,
+    dtype_bytes: int = 2,
+) -> Need:
+    """Per-GPU need of a forward-only scorer (a Bradley-Terry reward model, no LM head):
+    its weights, one layer's activations of a micro-batch (no_grad frees each layer's
+    as the next runs), runtime; the whole GPU is its budget."""
+    b, h, i = micro_batch, shape.hidden, shape.intermediate
+    parts = {
+        "weights": dtype_bytes * shape.params(lm_head=False) / GIB,
+        "activations": 2 * b * seq_len * (8 * h + 3 * i) / GIB,
+        "runtime": RUNTIME_GIB,
+    }
+    return Need(pool, slots, parts, gpu_gib)
 
 
 def kv_capacity_tokens(need: Need, shape: Shape, tp: int) -> int:

@@ -6,7 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cpe.cluster.memory import ARCHS, Need, Shape, engine_need, learner_need, lora_params
+from cpe.cluster.memory import (
+    ARCHS,
+    Need,
+    Shape,
+    engine_need,
+    learner_need,
+    lora_params,
+    scorer_need,
+)
 from cpe.config import CPEConfig
 
 
@@ -48,7 +56,9 @@ def pool_needs(cfg: CPEConfig) -> list[tuple[Need, Shape | None]]:
     b = micro_batch_rows(cfg, seq)
     out: list[tuple[Need, Shape | None]] = []
     engines = [("rollout", policy, rollout_max_len(cfg))]
-    if "grm" in roles:
+    if "grm" in roles and cfg.grm.backend == "bt":
+        out.extend(_bt_scorer_need(cfg))
+    elif "grm" in roles:
         engines.append(("grm", model_shape(m.grm.path, m.grm.arch), grm_max_len(cfg)))
     for pool, shape, length in engines:
         spec = getattr(cl.pools, pool)
@@ -76,6 +86,21 @@ def pool_needs(cfg: CPEConfig) -> list[tuple[Need, Shape | None]]:
     return out
 
 
+def _bt_scorer_need(cfg: CPEConfig) -> list[tuple[Need, Shape | None]]:
+    """The GRM pool of grm.backend=bt: forward-only reward models, not vLLM engines."""
+    from cpe.reward.pools import bt_micro_batch_rows
+
+    m, spec = cfg.model.grm, cfg.cluster.pools.grm
+    shape = model_shape(m.path, m.arch)
+    if not spec.engines or shape is None:
+        return []
+    need = scorer_need(
+        "grm", shape, spec.engines, bt_micro_batch_rows(cfg), cfg.grm.max_prompt_tokens,
+        cfg.cluster.gpu_memory_gib, 2 if m.dtype == "bfloat16" else 4,
+    )  # fmt: skip
+    return [(need, shape)]
+
+
 def check_layout_fits(cfg: CPEConfig) -> None:
     """Raise :class:`LayoutDoesNotFit` naming each pool that cannot fit (GPU only)."""
     if cfg.cluster.device != "gpu":
@@ -89,7 +114,7 @@ def check_layout_fits(cfg: CPEConfig) -> None:
                 f"(cluster.gpu_memory_gib={cfg.cluster.gpu_memory_gib:g}"
                 + (
                     f" x rollout.gpu_memory_utilization={cfg.rollout.gpu_memory_utilization:g}"
-                    if n.pool in ("rollout", "grm")
+                    if "kv_one_sequence" in n.parts  # a vLLM engine's share of the GPU
                     else ""
                 )
                 + f"), {n.shortfall_gib:.1f} GiB short"

@@ -61,5 +61,7 @@ def score_metrics(rows: Sequence[Mapping[str, Any] | None]) -> dict[str, float |
     valid = [r for r in rows if r is not None and r["valid"]]
     out: dict[str, float | None] = {"grm_invalid": float(len(rows) - len(valid))}
     for key in ("reward", *DIMENSIONS):
-        out[f"grm_{key}"] = fmean(r[key] for r in valid) if valid else None
+        # A scalar reward model (grm.backend=bt) gives no dimension scores.
+        values = [r[key] for r in valid if r[key] is not None]
+        out[f"grm_{key}"] = fmean(values) if values else None
     return out

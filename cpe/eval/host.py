@@ -1,10 +1,11 @@
 """The engines an evaluation uses: Ray, the rollout and GRM placement groups, and one
-engine pool per placement pool, started on demand and replaced when another model is
-asked for (only one policy's engines live at a time)."""
+engine pool (or BT scorer pool, grm.backend=bt) per placement pool, started on demand and
+replaced when another model is asked for (only one policy's engines live at a time)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cpe.config import CPEConfig
@@ -14,11 +15,16 @@ from cpe.prompts import PromptSet
 
 @dataclass
 class _Live:
+    kind: str  # "vllm" engines or "bt" scorers
     model: str
     dtype: str
     max_len: int
     engines: Any
     tokenizer: Any
+
+    def serves(self, want: _Live) -> bool:
+        same = (self.kind, self.model, self.dtype) == (want.kind, want.model, want.dtype)
+        return same and self.max_len >= want.max_len
 
 
 class EngineHost:
@@ -44,20 +50,28 @@ class EngineHost:
             ray.shutdown()
 
     def engines(self, pool: str, model: str, dtype: str, max_len: int) -> tuple[Any, Any]:
-        """The engine pool and tokenizer of ``model`` on placement pool ``pool``."""
-        live = self.live.get(pool)
-        if live and (live.model, live.dtype) == (model, dtype) and live.max_len >= max_len:
-            return live.engines, live.tokenizer
-        if live:
-            _release(self.live.pop(pool).engines)  # frees the bundles for the next model
-        from cpe.models.paths import resolve_model_path
+        """The vLLM engine pool and tokenizer of ``model`` on placement pool ``pool``."""
         from cpe.rollout.launch import engine_pool
 
-        # The engines resolve `model` on their own nodes; the tokenizer is the driver's.
-        path = resolve_model_path(model, self.cfg.model.cache_dir, f"{pool} model")
-        engines = engine_pool(self._placement(), pool, self.cfg, model, dtype, max_len)
-        self.live[pool] = _Live(model, dtype, max_len, engines, _tokenizer(path))
-        return engines, self.live[pool].tokenizer
+        def start() -> Any:
+            return engine_pool(self._placement(), pool, self.cfg, model, dtype, max_len)
+
+        return self._host(_Live("vllm", model, dtype, max_len, None, None), pool, start)
+
+    def _host(self, want: _Live, pool: str, start: Callable[[], Any]) -> tuple[Any, Any]:
+        """The live actors on ``pool`` when they are ``want`` (holding at least its
+        length), else ``start()``'s, after the old ones free the bundles."""
+        live = self.live.get(pool)
+        if live and live.serves(want):
+            return live.engines, live.tokenizer
+        if live:
+            _release(self.live.pop(pool).engines)
+        from cpe.models.paths import resolve_model_path
+
+        # The actors resolve the model on their own nodes; the tokenizer is the driver's.
+        path = resolve_model_path(want.model, self.cfg.model.cache_dir, f"{pool} model")
+        self.live[pool] = replace(want, engines=start(), tokenizer=_tokenizer(path))
+        return self.live[pool].engines, self.live[pool].tokenizer
 
     def policy(self, model: str) -> tuple[Any, Any]:
         r = self.cfg.rollout
@@ -79,7 +93,20 @@ class EngineHost:
         engines = tokenizer = None
         if g.backend == "vllm":
             engines, tokenizer = self.engines("grm", m.path, m.dtype, self._grm_pool_len())
+        elif g.backend == "bt":
+            engines, tokenizer = self._bt_scorers()
         return build_grm(g, engines, tokenizer, prompts, g.max_prompt_tokens)
+
+    def _bt_scorers(self) -> tuple[Any, Any]:
+        from cpe.reward.bt_backend import bt_pool
+        from cpe.reward.pools import bt_micro_batch_rows
+
+        m = self.cfg.model.grm
+
+        def start() -> Any:
+            return bt_pool(self._placement(), self.cfg, m.path, bt_micro_batch_rows(self.cfg))
+
+        return self._host(_Live("bt", m.path, m.dtype, 0, None, None), "grm", start)
 
     def _grm_pool_len(self) -> int:
         """One length for every vLLM user of the GRM pool (the judge, the GRM), so a model

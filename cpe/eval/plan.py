@@ -132,10 +132,14 @@ def score_meta(cfg: CPEConfig) -> dict[str, Any]:
 
 def check_engines(cfg: CPEConfig, judge: bool, grm: bool) -> None:
     """The GRM pool exists when a vLLM judge or GRM needs it; their models are findable."""
-    uses_pool = (judge and cfg.eval.judge.backend == "vllm") or (grm and cfg.grm.backend == "vllm")
+    from cpe.reward.pools import runs_grm_model
+
+    uses_pool = (judge and cfg.eval.judge.backend == "vllm") or (
+        grm and runs_grm_model(cfg.grm.backend)
+    )
     if uses_pool and cfg.cluster.pools.grm.engines < 1:
         raise ValueError(
-            "cluster.pools.grm.engines: 0, but the vLLM judge / GRM runs on the GRM pool"
+            "cluster.pools.grm.engines: 0, but the vLLM judge / the GRM runs on the GRM pool"
         )
     if judge and cfg.eval.judge.backend == "vllm":
         check_model_path(cfg.eval.judge.model, "eval.judge.model")

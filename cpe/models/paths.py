@@ -69,13 +69,14 @@ def _build_fixture(name: str, cache: Path) -> str:
 
 
 def model_roles(cfg: CPEConfig) -> dict[str, ModelSpec | ReferenceSpec]:
-    """The models this config runs, by role: the policy always, the GRM when vLLM serves
-    it (other backends bring their own), the value model when the advantage estimator
-    reads values, a reference when one is set."""
+    """The models this config runs, by role: the policy always, the GRM when the GRM pool
+    serves it (vllm engines, bt scorers; other backends bring their own), the value model
+    when the advantage estimator reads values, a reference when one is set."""
     from cpe.algo import ADVANTAGE_ESTIMATORS
+    from cpe.reward.pools import runs_grm_model
 
     roles = {"policy": cfg.model.policy}
-    if cfg.grm.backend == "vllm":
+    if runs_grm_model(cfg.grm.backend):
         roles["grm"] = cfg.model.grm
     estimator = ADVANTAGE_ESTIMATORS.get(cfg.algorithm.advantage)
     if estimator is None or estimator.needs_values:

@@ -4,7 +4,8 @@
 wandb print an advertisement into every run.
 
 ``build_grm(cfg.grm, ...)`` returns a :class:`GRMScorer` over the configured backend
-(``vllm`` engines, an ``openai``-compatible endpoint, or a ``python`` function).
+(``vllm`` engines, an ``openai``-compatible endpoint, a ``python`` function, or a ``bt``
+Bradley-Terry reward model's scorer actors, cpe.reward.bt_backend).
 """
 
 from cpe.reward.base import (

@@ -17,7 +17,7 @@ from cpe.reward.vllm_backend import DEFAULT_MAX_PROMPT_TOKENS, VLLMBackend
 class BuildContext:
     """What a backend builder may need besides the ``grm`` config node."""
 
-    engine_pool: Any = None
+    engine_pool: Any = None  # the GRM pool's actors: vLLM engines, or BT scorers (a BTPool)
     tokenizer: Any = None
     prompts: PromptSet | None = None
     max_prompt_tokens: int = DEFAULT_MAX_PROMPT_TOKENS
@@ -36,6 +36,20 @@ def _vllm(cfg: Any, ctx: BuildContext) -> GRMBackend:
         max_new_tokens=cfg.max_new_tokens,
         max_prompt_tokens=ctx.max_prompt_tokens,
         guided_decoding=cfg.guided_decoding,
+    )
+
+
+def _bt(cfg: Any, ctx: BuildContext) -> GRMBackend:
+    from cpe.reward.bt_backend import BTBackend
+
+    if ctx.engine_pool is None or ctx.tokenizer is None:
+        missing = "scorer pool" if ctx.engine_pool is None else "tokenizer"
+        raise GRMError(
+            f"grm.backend='bt' needs the BT scorers of the GRM pool and the reward model's "
+            f"tokenizer; got no {missing}"
+        )
+    return BTBackend(
+        ctx.engine_pool, ctx.tokenizer, prompts=ctx.prompts, max_len=ctx.max_prompt_tokens
     )
 
 
@@ -62,6 +76,7 @@ GRM_BACKENDS: dict[str, Callable[[Any, BuildContext], GRMBackend]] = {
     "vllm": _vllm,
     "openai": _openai,
     "python": _python,
+    "bt": _bt,
 }
 
 
@@ -82,8 +97,8 @@ def build_grm(
     """A GRMScorer for the ``grm`` config node (:class:`cpe.config.GRMConfig`).
 
     ``prompts``: a PromptSet, a ``prompts`` config node or None (the default set).
-    ``max_prompt_tokens`` (vllm only): the GRM prompt limit; the answer is truncated
-    to fit it.
+    ``max_prompt_tokens`` (vllm, bt): the GRM prompt limit (bt: prompt + answer); the
+    answer is truncated to fit it.
     """
     ctx = BuildContext(
         engine_pool=engine_pool,

@@ -29,7 +29,7 @@ def table(overrides: list[str]) -> tuple[list[str], bool]:
         row = [need.pool, str(need.gpus)]
         row += [f"{need.parts[p]:.1f}" if p in need.parts else "-" for p in PARTS]
         row += [f"{need.total_gib:.1f}", f"{need.budget_gib:.1f}"]
-        if need.pool in ("rollout", "grm"):
+        if "kv_one_sequence" in need.parts:
             tp = getattr(cfg.cluster.pools, need.pool).devices_per_engine
             row.append(f"KV {kv_capacity_tokens(need, shape, tp):,} tokens/engine")
         else:

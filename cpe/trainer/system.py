@@ -1,5 +1,6 @@
 """Builds the running system from a validated config: Ray, placement groups, vLLM
-engines (rollout + GRM), DeepSpeed learners, weight sync, and the driver around them."""
+engines (rollout, and the GRM pool's engines or BT scorers), DeepSpeed learners, weight
+sync, and the driver around them."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from cpe.data.cursor import PromptCursor
 from cpe.data.records import Record
 from cpe.learner.group import RayLearnerGroup
 from cpe.models.paths import cache_dir_for_actors, model_roles, resolve_model_path
+from cpe.reward.pools import GRMPool, start_grm_pool
 from cpe.rollout.launch import engine_pool
 from cpe.rollout.pool import EnginePool
 from cpe.trainer.checkpoint import CheckpointManager, read_driver_state, resolve_resume
@@ -37,7 +39,7 @@ from cpe.weight_sync.backends import WEIGHT_SYNC_BACKENDS, SyncCheck
 class System:
     placement: Placement
     rollout: EnginePool
-    grm_pool: EnginePool | None
+    grm_pool: GRMPool | None  # vLLM engines or BT scorers (cpe.reward.pools); None: no model
     learners: RayLearnerGroup
     started_ray: bool
 
@@ -151,7 +153,8 @@ def record_layout(placement: Placement, run_dir: str) -> None:
 
 
 def start_system(cfg: CPEConfig, paths: dict[str, str], total_steps: int) -> System:
-    """Ray, the placement groups, the engines (rollout, GRM) and the learner ranks."""
+    """Ray, the placement groups, the engines (rollout), the GRM pool's actors (vLLM
+    engines or BT scorers, by grm.backend) and the learner ranks."""
     import ray
 
     started_ray = init_ray(cfg)
@@ -166,11 +169,7 @@ def start_system(cfg: CPEConfig, paths: dict[str, str], total_steps: int) -> Sys
     rollout = engine_pool(
         placement, "rollout", cfg, paths["policy"], cfg.model.policy.dtype, rollout_max_len(cfg)
     )
-    grm_pool = None
-    if cfg.grm.backend == "vllm":
-        grm_pool = engine_pool(
-            placement, "grm", cfg, paths["grm"], cfg.model.grm.dtype, grm_max_len(cfg)
-        )
+    grm_pool = start_grm_pool(placement, cfg, paths["grm"]) if "grm" in paths else None
     learners = _learner_group(placement, cfg, paths, total_steps)
     return System(placement, rollout, grm_pool, learners, started_ray)
 
@@ -192,7 +191,7 @@ def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple
 
 
 def _grm(cfg: CPEConfig, system: System, paths: dict[str, str], prompter: Prompter):
-    """A GRM scorer on the GRM engines (or the configured endpoint / function)."""
+    """A GRM scorer on the GRM pool's actors (or the configured endpoint / function)."""
     from cpe.reward.factory import build_grm
 
     return build_grm(
