@@ -22,6 +22,14 @@ from cpe.label.store import write_atomic
 from cpe.label.teacher import TeacherRun
 
 SUMMARY_FILE = "summary.json"
+OUTPUT_FILES = (
+    "grm_sft.jsonl",
+    "grm_sft_eval.jsonl",
+    "pairs.jsonl",
+    "pairs_eval.jsonl",
+    SUMMARY_FILE,
+    "labels.jsonl",
+)
 
 
 @dataclass(frozen=True)
@@ -31,8 +39,8 @@ class SplitFiles:
 
 
 SPLIT_FILES = {
-    "train": SplitFiles("grm_sft.jsonl", "pairs.jsonl"),
-    "eval": SplitFiles("grm_sft_eval.jsonl", "pairs_eval.jsonl"),
+    "train": SplitFiles(OUTPUT_FILES[0], OUTPUT_FILES[2]),
+    "eval": SplitFiles(OUTPUT_FILES[1], OUTPUT_FILES[3]),
 }
 
 
@@ -65,7 +73,8 @@ class Summary:
             f"{self.invalid_answers} invalid) of {self.pairs_read} pairs -> GRM SFT "
             f"{t.grm_sft} + {e.grm_sft} held out, pairs {t.pairs} + {e.pairs} held out "
             f"(dropped: {self.dropped_equal_rewards} ties, {self.dropped_consistency_filter} "
-            f"inconsistent, {self.dropped_invalid_side} invalid); files in {self.output_dir}"
+            f"inconsistent, {self.dropped_invalid_side} invalid) -> {self.output_dir}/"
+            f"{{{','.join(OUTPUT_FILES)}}}"
         )
 
 
