@@ -5,6 +5,7 @@ what the folder lacks and publishes the outputs."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +71,8 @@ def run_label(cfg: CPEConfig, plan: LabelPlan) -> Summary:
         pairs = plan.records
         if lab.sample_answers:
             pairs = sample_pairs(cfg, host, pairs, plan.folder, plan.prompts)
-        scorer = host.grm(plan.prompts)
-        run = label_answers(scorer, pairs, store, lab.chunk, cfg.logging.progress)
+        teacher = partial(host.grm, plan.prompts)
+        run = label_answers(teacher, pairs, store, lab.chunk, cfg.logging.progress)
     built = assemble(pairs, store.labels, lab, plan.prompts)
     summary = summarize(plan.folder, lab.preference, len(pairs), run, built)
     write_outputs(plan.folder, built, summary)

@@ -4,7 +4,7 @@ is sent, so a kill repeats at most the chunk in flight."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tqdm import tqdm
@@ -41,7 +41,7 @@ def answers_of(pairs: Sequence[Record]) -> list[Answer]:
 
 
 def label_answers(
-    scorer: GRMScorer,
+    teacher: Callable[[], GRMScorer],
     pairs: Sequence[Record],
     store: LabelStore,
     chunk: int,
@@ -50,6 +50,7 @@ def label_answers(
     answers = answers_of(pairs)
     todo = [a for a in answers if store.done(a.record.id, a.side, a.digest) is None]
     reused = len(answers) - len(todo)
+    scorer = teacher() if todo else None  # a finished folder starts no engine
     bar = tqdm(
         total=len(answers), initial=reused, desc="labelling", unit="answer", disable=not progress
     )
