@@ -25,6 +25,7 @@ class LabelPlan:
     records: list[Record]
     folder: Path
     prompts: PromptSet
+    store: LabelStore  # what the folder already holds
 
 
 def teacher_settings(cfg: CPEConfig) -> dict[str, Any]:
@@ -58,7 +59,8 @@ def plan_label(cfg: CPEConfig) -> LabelPlan:
     if cfg.label.sample_answers:
         check_model_path(cfg.model.policy.path, "model.policy.path")
         answers_cache(cfg, folder)  # refuses answers sampled with other settings
-    return LabelPlan(records, folder, PromptSet.from_config(cfg.prompts))
+    store = LabelStore(folder)  # a broken labels.jsonl is reported before any engine starts
+    return LabelPlan(records, folder, PromptSet.from_config(cfg.prompts), store)
 
 
 def run_label(cfg: CPEConfig, plan: LabelPlan) -> Summary:
@@ -66,7 +68,7 @@ def run_label(cfg: CPEConfig, plan: LabelPlan) -> Summary:
 
     lab = cfg.label
     save_settings(plan.folder, teacher_settings(cfg))
-    store = LabelStore(plan.folder)
+    store = plan.store
     with EngineHost(cfg) as host:
         pairs = plan.records
         if lab.sample_answers:

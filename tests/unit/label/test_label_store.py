@@ -95,3 +95,11 @@ def test_plan_needs_a_pairs_path(tmp_path):
     cfg = _cfg(tmp_path, "label.pairs_path=null")
     with pytest.raises(ValueError, match=r"^label.pairs_path: is not set"):
         plan_label(cfg)
+
+
+def test_plan_reports_a_broken_labels_file(tmp_path):
+    cfg = _cfg(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / LABELS_FILE).write_text("not json\n")
+    with pytest.raises(ValueError, match=r"labels.jsonl:1: not a JSON line"):
+        plan_label(cfg)
