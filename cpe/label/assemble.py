@@ -12,7 +12,6 @@ from cpe.data.records import Record
 from cpe.label.pairs import (
     CONSISTENCY_FILTER,
     EQUAL_REWARDS,
-    INVALID_SIDE,
     PREFERENCES,
     Rewards,
     is_held_out,
@@ -125,7 +124,7 @@ def _count_drop(dropped: Dropped, reason: str | None) -> None:
     elif reason == CONSISTENCY_FILTER:
         dropped.consistency_filter += 1
     else:
-        raise ValueError(f"unknown drop reason {reason!r} (known: {INVALID_SIDE} is counted apart)")
+        raise ValueError(f"a preference rule dropped a pair for an unknown reason: {reason!r}")
 
 
 def _with_rewards(record: Record, rewards: Rewards) -> Record:

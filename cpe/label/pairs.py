@@ -15,8 +15,6 @@ from cpe.data.records import Record
 
 EQUAL_REWARDS = "equal_rewards"
 CONSISTENCY_FILTER = "consistency_filter"
-INVALID_SIDE = "invalid_side"
-DROP_REASONS = (EQUAL_REWARDS, CONSISTENCY_FILTER, INVALID_SIDE)
 
 
 @dataclass(frozen=True)
