@@ -323,7 +323,8 @@ class LabelConfig:
     pairs_path: str | None = None
     personas_path: str | None = None
     # true: each pair is two answers sampled from model.policy.path on a rollout engine
-    # (rollout.temperature, rollout.max_new_tokens); needs preference=teacher.
+    # (rollout.temperature / top_p / max_new_tokens, seeded by rollout.seed), kept in
+    # <output_dir>/answers.jsonl for re-runs; needs preference=teacher.
     sample_answers: bool = False
     # cpe.label.pairs.PREFERENCES: dataset (keep each pair's chosen/rejected) | teacher
     # (the answer the teacher rewards higher is chosen; equal rewards drop the pair).
@@ -337,7 +338,10 @@ class LabelConfig:
     # Answers sent to the teacher between two durable appends to labels.jsonl (at most
     # this many requests are repeated after a kill).
     chunk: int = 16
-    # A fixed folder is continued: answers already in its labels.jsonl are not asked again.
+    # labels.jsonl (every teacher output, appended per chunk), then grm_sft[_eval].jsonl,
+    # pairs[_eval].jsonl and summary.json (cpe.label.outputs). A fixed folder is continued:
+    # answers already in its labels.jsonl are not asked again (invalid ones neither), and
+    # a folder labelled with other settings (label_settings.json) is refused.
     output_dir: str = "runs/label-${now:%Y%m%d-%H%M%S}"
 
 

@@ -36,6 +36,7 @@ def _registry_choices() -> dict[str, tuple[str, ...]]:
     from cpe.eval.judges import JUDGE_BACKENDS
     from cpe.eval.runner import EVAL_TASKS
     from cpe.eval.sets import EVAL_SETS
+    from cpe.label.pairs import PREFERENCES
     from cpe.reward.base import MODES as GRM_MODES
     from cpe.reward.factory import GRM_BACKENDS
     from cpe.trainer.makers import MAKERS
@@ -57,6 +58,7 @@ def _registry_choices() -> dict[str, tuple[str, ...]]:
         "judge_backend": tuple(JUDGE_BACKENDS),
         "eval_set": tuple(EVAL_SETS),
         "eval_task": tuple(EVAL_TASKS),
+        "label_preference": tuple(PREFERENCES),
     }
 
 
@@ -93,7 +95,7 @@ def validate(cfg: CPEConfig) -> None:
     """Raise :class:`ConfigError` listing every problem found in ``cfg``."""
     check = _Checker()
     parts = (_models, _data, _rollout, _grm, _algorithm, _learner, _trainer, _cluster, _pools)
-    for part in (*parts, _logging, _prompts, _eval, _sft, _compare):
+    for part in (*parts, _logging, _prompts, _eval, _label, _sft, _compare):
         part(cfg, check)
     if check.problems:
         raise ConfigError(check.problems)
@@ -537,3 +539,25 @@ def _compare(cfg: CPEConfig, c: _Checker) -> None:
     c.require(bool(runs), "compare.runs", "names no run")
     c.require(len(set(runs)) == len(runs), "compare.runs", f"{list(runs)} repeats a run")
     c.positive(cfg.compare.sample_pairs, "compare.sample_pairs")
+
+
+def _label(cfg: CPEConfig, c: _Checker) -> None:
+    lab = cfg.label
+    c.choice(lab.preference, "label.preference", _registry_choices()["label_preference"])
+    c.require(0 <= lab.eval_share < 1, "label.eval_share", f"{lab.eval_share} must be in [0, 1)")
+    c.positive(lab.chunk, "label.chunk")
+    if lab.max_pairs is not None:
+        c.positive(lab.max_pairs, "label.max_pairs")
+    if lab.sample_answers:
+        c.require(
+            lab.preference == "teacher",
+            "label.preference",
+            f"{lab.preference!r}: sampled answers (label.sample_answers=true) have no dataset "
+            "preference; set label.preference=teacher",
+        )
+    if lab.consistency_filter:
+        c.require(
+            lab.preference == "dataset",
+            "label.consistency_filter",
+            f"applies to label.preference=dataset only, not {lab.preference!r}",
+        )

@@ -40,6 +40,10 @@ MAY_CHANGE_ON_RESUME = (
     "logging.wandb_group",
     "cluster.address",
     "cluster.pin_pools",  # where pools run, not what they compute
+    # Nodes of other tools (cpe.label, cpe.sft) that training never reads; their default
+    # output folders carry a ${now:...} stamp, which differs on every start.
+    "label.",
+    "sft.",
 )
 MAX_LISTED = 4
 

@@ -1,12 +1,9 @@
-"""Shared fixtures: a record, a real tiny tokenizer, and a loopback chat-completions server."""
+"""Shared fixtures: a record and a real tiny tokenizer (the loopback chat-completions
+server ``chat_server`` is tests/unit/conftest.py's)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
-
 import pytest
-from grm_fakes import ChatServer, Response
 
 from cpe.data.records import Record
 
@@ -25,18 +22,3 @@ def tokenizer():
     from cpe.models.tiny import train_tokenizer
 
     return train_tokenizer()
-
-
-@pytest.fixture
-def chat_server() -> Iterator[Callable[..., ChatServer]]:
-    """Factory: ``chat_server(respond)`` starts a server, stopped after the test."""
-    servers: list[ChatServer] = []
-
-    def start(respond: Callable[[int, dict[str, Any]], Response] = lambda n, b: Response()):
-        server = ChatServer(respond).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()

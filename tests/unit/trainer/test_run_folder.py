@@ -100,6 +100,14 @@ def test_resuming_with_a_longer_budget_or_other_logging_is_fine(tmp_path):
     )
 
 
+def test_other_tools_output_folders_do_not_block_a_resume(tmp_path):
+    # Their defaults carry a ${now:...} stamp: a resume a second later resolves others.
+    _save(_cfg(tmp_path / "run", "label.output_dir=runs/label-1", "sft.output_dir=runs/sft-1"))
+    check_same_run(
+        _cfg(tmp_path / "run", "label.output_dir=runs/label-2", "sft.output_dir=runs/sft-2")
+    )
+
+
 def test_keys_of_another_schema_version_are_not_compared(tmp_path):
     cfg = _cfg(tmp_path / "run")
     _save(cfg)
