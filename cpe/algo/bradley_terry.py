@@ -29,8 +29,9 @@ def pairwise_accuracy(chosen: torch.Tensor, rejected: torch.Tensor) -> float:
 
 def reward_stats(rewards: torch.Tensor) -> tuple[float, float]:
     """(mean, population std) of raw rewards: what the served rewards are centred and
-    scaled by (as OpenRLHF's reward models keep them), so a PPO run sees rewards of mean
-    0 and std 1 on the training answers whatever scale the head learnt."""
+    scaled by. cpe takes them over the reward model's training answers when it is saved
+    (OpenRLHF keeps such a mean and std in its reward models too), so a PPO run sees
+    rewards of mean 0 and std 1 on answers like those, whatever scale the head learnt."""
     values = rewards.float().flatten()
     if values.numel() == 0:
         raise ValueError("reward_stats needs at least one reward")

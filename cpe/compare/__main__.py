@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from cpe.compare.stages import Stage, plan_stages
+from cpe.compare.stages import Stage, check_stages, plan_stages
 from cpe.compare.table import comparison_rows, markdown
 from cpe.compose import compose, one_line_error, to_typed
 from cpe.validate import validate
@@ -33,10 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - report one actionable line, no traceback
         print(f"config error: {one_line_error(exc)}", file=sys.stderr)
         return 2
+    stages = plan_stages(cfg, overrides)
+    try:
+        check_stages(stages)
+    except ValueError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
     out = Path(cfg.compare.output_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     seconds = _read_seconds(out)
-    for stage in plan_stages(cfg, overrides):
+    for stage in stages:
         if stage.done():
             print(f"== {stage.name}: done ({stage.output})", file=sys.stderr)
             continue

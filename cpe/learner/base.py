@@ -144,6 +144,13 @@ class DeepSpeedWorker(WeightSender):
         self._all_reduce(count, tdist.ReduceOp.MAX)
         return int(count)
 
+    def _sum_over_ranks(self, value: float) -> float:
+        import torch.distributed as tdist
+
+        total = torch.tensor([value], dtype=torch.float64)
+        self._all_reduce(total, tdist.ReduceOp.SUM)
+        return float(total)
+
     def _all_reduce(self, tensor: torch.Tensor, op) -> None:
         """In place over the ranks, through the engine's device: NCCL reduces CUDA
         tensors only, gloo CPU ones."""
@@ -161,18 +168,20 @@ class DeepSpeedWorker(WeightSender):
         """Accumulate gradients over a variable number of micro-batches, then step once.
 
         The boundary is set by hand (DeepSpeed's own counter assumes a fixed count) and
-        each micro-batch's token-mean loss is weighted by its share of the rank's valid
-        tokens, so the step follows the token mean over the rank's mini-batch however
-        it was cut (row or token-budget micro-batches of any sizes). Every rank must
-        pass the same count: ZeRO-2/3 reduce gradients collectively in each backward.
+        each micro-batch's token-mean loss is weighted by its share of the valid tokens
+        of ALL ranks, times the world size (DeepSpeed averages gradients over ranks): the
+        step follows the token mean over the whole mini-batch however it was cut into
+        micro-batches and shards, even when shards hold different token counts or only
+        padding. Every rank must pass the same count: ZeRO-2/3 reduce gradients
+        collectively in each backward.
         """
         count = len(micro_batches)
         tokens = [float(m.response_mask.sum()) for m in micro_batches]
-        total = sum(tokens)
+        total = self._sum_over_ranks(sum(tokens))
         for i, micro in enumerate(micro_batches):
             self.engine.set_gradient_accumulation_boundary(i == count - 1)
             loss, metrics, weights = loss_fn(micro)
-            share = tokens[i] / total if total else 1.0 / count
+            share = tokens[i] * self.world_size / total if total else 1.0 / count
             self.engine.backward(loss * share, scale_wrt_gas=False)
             acc.add(metrics, weights)
         # Stage 0 keeps no norm; its gradients are already all-reduced at the boundary.

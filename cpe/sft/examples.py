@@ -141,18 +141,24 @@ def tokenize_pairs(
     records: Sequence[Record], tokenizer: Any, prompts: PromptSet, max_len: int
 ) -> tuple[list[TokenizedPair], int]:
     """Chosen and rejected answer of each record as the reward model reads them
-    (cpe.reward.bt_model.scored_ids: answers cut to fit); (pairs, prompts too long)."""
+    (cpe.reward.bt_model.scored_ids); (pairs that fit ``max_len`` whole, pairs that do
+    not). A cut answer would hide what decides the pair, and two long answers cut to a
+    shared beginning would make a contradictory one, so such pairs are left out."""
     pairs, skipped = [], 0
     for record in records:
-        try:
-            chosen = scored_ids(tokenizer, prompts, record, record.chosen, max_len)
-            rejected = scored_ids(tokenizer, prompts, record, record.rejected, max_len)
-        except ValueError:
+        sides = []
+        for answer in (record.chosen, record.rejected):
+            try:
+                prompt, ids = scored_ids(tokenizer, prompts, record, answer, max_len)
+            except ValueError:
+                break
+            if len(ids) < len(completion_ids(tokenizer, answer)):
+                break
+            sides.append(Tokenized(record.id, prompt, ids))
+        if len(sides) < 2:
             skipped += 1
             continue
-        pairs.append(
-            TokenizedPair(record.id, Tokenized(record.id, *chosen), Tokenized(record.id, *rejected))
-        )
+        pairs.append(TokenizedPair(record.id, *sides))
     return pairs, skipped
 
 

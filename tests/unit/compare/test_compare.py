@@ -89,3 +89,26 @@ def test_the_table_reads_each_runs_last_step_and_its_eval(tmp_path):
     text = markdown(rows, {"cpe": 100.0})
     assert "| cpe | 2.250 | 80.0 | 0.625 | 90.0 | 100.0 |" in text
     assert "| cpe | 100 |" in text
+
+
+def test_every_stage_is_checked_before_the_first_runs_and_errors_name_the_stage(tmp_path):
+    from cpe.compare.stages import check_stages
+
+    args = [f"compare.output_dir={tmp_path}", "trainer.eval_every=2"]
+    with pytest.raises(ValueError, match=r"^stage ppo-bt: eval.judge.model"):
+        check_stages(plan_stages(load_config(args), args))
+    args = [f"compare.output_dir={tmp_path}", "experiment=qwen2.5-7b"]
+    check_stages(plan_stages(load_config(args), args))  # the GPU preset's plan is valid
+
+
+def test_the_bt_run_scores_answers_as_far_as_the_reward_model_read_them(tmp_path):
+    stages = plan(tmp_path, "rollout.max_prompt_tokens=700", "rollout.max_new_tokens=100")
+    assert "sft.max_len=800" in stages["bt"].args
+    assert "grm.max_prompt_tokens=800" in stages["ppo-bt"].args
+    assert "cluster.pools.grm.devices_per_engine=1" in stages["ppo-bt"].args
+
+
+def test_a_personas_file_of_the_data_follows_the_pairs(tmp_path):
+    stages = plan(tmp_path, "data.personas_path=/data/personas.jsonl")
+    assert "label.personas_path=/data/personas.jsonl" in stages["label"].args
+    assert "sft.personas_path=/data/personas.jsonl" in stages["bt"].args
