@@ -335,13 +335,16 @@ class LabelConfig:
     # Share of pairs held out for the *_eval.jsonl files (by a hash of the pair's id, so
     # the split is the same on every re-run).
     eval_share: float = 0.1
-    # Answers sent to the teacher between two durable appends to labels.jsonl (at most
-    # this many requests are repeated after a kill).
+    # Answers handed to the teacher backend in one call: its batch (memory; with
+    # grm=openai, also a bound on the requests in flight next to grm.openai.concurrency).
+    # Durability does not depend on it: each result is appended as it arrives.
     chunk: int = 16
-    # labels.jsonl (every teacher output, appended per chunk), then grm_sft[_eval].jsonl,
-    # pairs[_eval].jsonl and summary.json (cpe.label.outputs). A fixed folder is continued:
-    # answers already in its labels.jsonl are not asked again (invalid ones neither), and
-    # a folder labelled with other settings (label_settings.json) is refused.
+    # labels.jsonl (every teacher output, appended and fsynced as its reply arrives, so a
+    # kill repeats only unanswered requests), then grm_sft[_eval].jsonl, pairs[_eval].jsonl
+    # and summary.json (cpe.label.outputs). A fixed folder is continued: answers already
+    # in its labels.jsonl are not asked again (invalid ones neither; transport failures
+    # are never stored, so they are), and a folder labelled with other settings
+    # (label_settings.json) is refused.
     output_dir: str = "runs/label-${now:%Y%m%d-%H%M%S}"
 
 

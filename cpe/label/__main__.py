@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         print(error_banner(exc), file=sys.stderr)
         return 1
     print(summary.line())
+    incomplete = summary.unanswered()
+    if incomplete is not None:
+        print(incomplete, file=sys.stderr)
+        return 1
     return 0
 
 

@@ -43,6 +43,7 @@ class Dropped:
     equal_rewards: int = 0
     consistency_filter: int = 0
     invalid_side: int = 0
+    unlabelled: int = 0
 
 
 @dataclass
@@ -75,14 +76,18 @@ def assemble(
     cfg: LabelConfig,
     prompts: PromptSet,
 ) -> Assembly:
-    """``labels`` holds a label for both sides of every pair."""
+    """A pair lacking a label (its answer got no reply this run) is dropped as unlabelled."""
     out = Assembly()
     rule = PREFERENCES[cfg.preference]
     for record in pairs:
         split = out.eval if is_held_out(record.id, cfg.eval_share) else out.train
-        sides = {side: labels[(record.id, side)] for side in SIDES}
+        found = {side: labels.get((record.id, side)) for side in SIDES}
+        sides = {side: label for side, label in found.items() if label is not None}
         for side, label in sides.items():
             _add_example(out, split, record, side, label, prompts)
+        if len(sides) < len(SIDES):
+            out.dropped.unlabelled += 1
+            continue
         if not all(label.valid for label in sides.values()):
             out.dropped.invalid_side += 1
             continue

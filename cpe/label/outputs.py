@@ -62,6 +62,11 @@ class Summary:
     dropped_equal_rewards: int
     dropped_consistency_filter: int
     dropped_invalid_side: int
+    dropped_unlabelled: int  # a side got no reply (transport failure)
+    # Answers the teacher never answered (connection errors, timeouts, HTTP errors after
+    # the client's retries): not in labels.jsonl, so the same command asks again.
+    transport_failures: int
+    first_transport_errors: list[str]
     # Teacher ranks the data's chosen answer higher (preference=dataset; else null).
     teacher_agreement: float | None
     written: dict[str, Written] = field(default_factory=dict)
@@ -70,11 +75,22 @@ class Summary:
         t, e = self.written["train"], self.written["eval"]
         return (
             f"labelled {self.answers_labelled} answers ({self.answers_reused} reused, "
-            f"{self.invalid_answers} invalid) of {self.pairs_read} pairs -> GRM SFT "
-            f"{t.grm_sft} + {e.grm_sft} held out, pairs {t.pairs} + {e.pairs} held out "
-            f"(dropped: {self.dropped_equal_rewards} ties, {self.dropped_consistency_filter} "
-            f"inconsistent, {self.dropped_invalid_side} invalid) -> {self.output_dir}/"
+            f"{self.invalid_answers} invalid, {self.transport_failures} unanswered) of "
+            f"{self.pairs_read} pairs -> GRM SFT {t.grm_sft} + {e.grm_sft} held out, pairs "
+            f"{t.pairs} + {e.pairs} held out (dropped: {self.dropped_equal_rewards} ties, "
+            f"{self.dropped_consistency_filter} inconsistent, {self.dropped_invalid_side} "
+            f"invalid, {self.dropped_unlabelled} unlabelled) -> {self.output_dir}/"
             f"{{{','.join(OUTPUT_FILES)}}}"
+        )
+
+    def unanswered(self) -> str | None:
+        """One line for an incomplete run: what failed and how to finish."""
+        if not self.transport_failures:
+            return None
+        return (
+            f"incomplete: {self.transport_failures} answers got no reply from the teacher "
+            f"(first: {self.first_transport_errors[0]}); run the same command with "
+            f"label.output_dir={self.output_dir} to ask for them again"
         )
 
 
@@ -92,6 +108,9 @@ def summarize(
         dropped_equal_rewards=built.dropped.equal_rewards,
         dropped_consistency_filter=built.dropped.consistency_filter,
         dropped_invalid_side=built.dropped.invalid_side,
+        dropped_unlabelled=built.dropped.unlabelled,
+        transport_failures=run.transport_failures,
+        first_transport_errors=run.first_transport_errors,
         teacher_agreement=built.agreement.rate if preference == "dataset" else None,
     )
 

@@ -51,6 +51,11 @@ def teacher_settings(cfg: CPEConfig) -> dict[str, Any]:
 
 
 def plan_label(cfg: CPEConfig) -> LabelPlan:
+    if cfg.grm.backend == "bt":
+        raise ValueError(
+            "grm.backend='bt' is a Bradley-Terry reward model: it writes no critiques to "
+            "label with; use grm.backend=vllm, openai or python for cpe.label"
+        )
     folder = Path(cfg.label.output_dir)
     records = load_pairs(cfg)
     check_settings(folder, teacher_settings(cfg))

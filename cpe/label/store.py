@@ -1,19 +1,22 @@
 """The durable state of a labelling folder: ``labels.jsonl`` (one line per labelled
-answer, appended chunk by chunk, each chunk flushed and fsynced) and
+answer, appended, flushed and fsynced as each teacher reply arrives) and
 ``label_settings.json`` (what the labels were made with, so a continued run cannot mix
 two teachers' labels).
 
 A kill can only cut the last line short: it is dropped on load and its answer asked
 again. A label counts as done only for the answer text it was made from (``digest``),
-so an edited pairs file gets its changed answers labelled anew.
+so an edited pairs file gets its changed answers labelled anew. Only answers the
+teacher answered are stored; the rows of transport failures that an earlier version
+wrote are skipped on load, so those answers are asked again.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,9 @@ from cpe.reward.base import GRMResult
 LABELS_FILE = "labels.jsonl"
 SETTINGS_FILE = "label_settings.json"
 SIDES = ("chosen", "rejected")
+# An answer the teacher did answer, with an empty output, carries one of these errors
+# (cpe.reward: openai and vllm backends); any other empty invalid row is a transport failure.
+EMPTY_OUTPUT_ERRORS = ("empty completion", "empty output")
 
 
 class SettingsMismatch(ValueError):
@@ -49,6 +55,34 @@ class Label:
     def key(self) -> tuple[str, str]:
         return (self.pair_id, self.side)
 
+    @property
+    def answered(self) -> bool:
+        """False for a transport failure (a row of an earlier version): ask again."""
+        if self.valid or self.output.strip():
+            return True
+        return (self.error or "").startswith(EMPTY_OUTPUT_ERRORS)
+
+    @classmethod
+    def from_row(cls, row: Any, where: str) -> Label:
+        """The label of one labels.jsonl row; ``where`` (path:line) names a bad one."""
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: not a JSON object but {type(row).__name__}")
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in row]
+        extra = sorted(set(row) - set(names))
+        if missing or extra:
+            raise ValueError(
+                f"{where}: not a label row (missing keys: {missing or 'none'}; "
+                f"unknown keys: {extra or 'none'})"
+            )
+        for name in names:
+            check, expected = _ROW_TYPES[name]
+            if not check(row[name]):
+                raise ValueError(f"{where}: {name}={row[name]!r} is not {expected}")
+        if row["valid"] and row["reward"] is None:
+            raise ValueError(f"{where}: valid=true with reward=null")
+        return cls(**row)
+
     @classmethod
     def from_result(cls, pair_id: str, side: str, fingerprint: str, result: GRMResult) -> Label:
         judgement = result.judgement
@@ -66,19 +100,54 @@ class Label:
         )
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: value is None or check(value)
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_number(value: Any) -> bool:
+    return _is_int(value) or isinstance(value, float)
+
+
+# labels.jsonl key -> (check, what it must be)
+_ROW_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "pair_id": (_is_str, "a string"),
+    "side": (lambda value: value in SIDES, f"one of {', '.join(SIDES)}"),
+    "digest": (_is_str, "a string"),
+    "output": (_is_str, "a string"),
+    "valid": (lambda value: isinstance(value, bool), "true or false"),
+    "error": (_optional(_is_str), "a string or null"),
+    "helpfulness": (_optional(_is_int), "an integer or null"),
+    "personalization": (_optional(_is_int), "an integer or null"),
+    "naturalness": (_optional(_is_int), "an integer or null"),
+    "reward": (_optional(_is_number), "a number or null"),
+    "attempts": (lambda value: _is_int(value) and value >= 1, "an integer >= 1"),
+}
+
+
 def answer_digest(question: str, answer: str) -> str:
     return digest(question, answer)
 
 
 class LabelStore:
-    """labels.jsonl, read once on open; later lines of the same answer win."""
+    """labels.jsonl, read once on open; later lines of the same answer win. Appends may
+    come from several threads (a backend's reply callbacks)."""
 
     def __init__(self, folder: Path):
         self.path = folder / LABELS_FILE
         self.labels: dict[tuple[str, str], Label] = {}
-        for row in read_lines(self.path):
-            label = Label(**row)
-            self.labels[label.key] = label
+        self._lock = threading.Lock()
+        for number, row in read_lines(self.path):
+            label = Label.from_row(row, f"{self.path}:{number}")
+            if label.answered:
+                self.labels[label.key] = label
 
     def done(self, pair_id: str, side: str, fingerprint: str) -> Label | None:
         label = self.labels.get((pair_id, side))
@@ -88,19 +157,20 @@ class LabelStore:
         labels = list(labels)
         if not labels:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as fh:
+        text = "".join(json.dumps(asdict(label), ensure_ascii=False) + "\n" for label in labels)
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
             for label in labels:
-                fh.write(json.dumps(asdict(label), ensure_ascii=False) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        for label in labels:
-            self.labels[label.key] = label
+                self.labels[label.key] = label
 
 
-def read_lines(path: Path) -> list[dict[str, Any]]:
-    """Every complete JSON line; a last line cut short by a kill is removed from the file,
-    so the next append starts on a fresh line."""
+def read_lines(path: Path) -> list[tuple[int, Any]]:
+    """(line number, value) of every complete JSON line; a last line cut short by a kill
+    is removed from the file, so the next append starts on a fresh line."""
     if not path.exists():
         return []
     data = path.read_bytes()
@@ -113,7 +183,7 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            rows.append((number, json.loads(line)))
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
     return rows

@@ -80,6 +80,16 @@ class GRMBackend(ABC):
         """One raw output (or error) per item, in order. Item-level failures are
         returned as ``Reply(error=...)``; only whole-backend failures raise."""
 
+    def generate_each(
+        self, items: Sequence[Item], temperature: float, on_reply: Callable[[int, Reply], None]
+    ) -> None:
+        """``on_reply(index, reply)`` for every item, as soon as its reply is final (a
+        caller can keep each one durable at once). This default generates the whole batch
+        first, which is right for batching engines; a backend with independent requests
+        overrides it. ``on_reply`` may run on another thread."""
+        for index, reply in enumerate(self._generate_checked(items, temperature)):
+            on_reply(index, reply)
+
     def critique(
         self, items: Sequence[Item], temperature: float = CRITIQUE_TEMPERATURE
     ) -> list[GRMResult]:

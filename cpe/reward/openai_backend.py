@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
 
@@ -30,6 +30,7 @@ from cpe.prompts import DEFAULT, PromptSet, grm_messages
 from cpe.reward.base import GRMBackend, GRMError, Item, Reply
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SETUP_ERRORS = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
 _BODY_CHARS = 300
@@ -65,30 +66,42 @@ class OpenAIBackend(GRMBackend):
 
     def generate(self, items: Sequence[Item], temperature: float) -> list[Reply]:
         """Sync facade over :meth:`agenerate`, usable with or without a running loop."""
-        coro = self.agenerate(items, temperature)
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(coro)
-        # Called from inside an event loop (an async actor): run on a private one.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(asyncio.run, coro).result()
+        return _run(self.agenerate(items, temperature))
+
+    def generate_each(
+        self, items: Sequence[Item], temperature: float, on_reply: Callable[[int, Reply], None]
+    ) -> None:
+        """``on_reply(index, reply)`` as each request completes (on the thread running
+        the batch's event loop), not after the whole batch."""
+        _run(self.agenerate_each(items, temperature, on_reply))
 
     async def agenerate(self, items: Sequence[Item], temperature: float) -> list[Reply]:
+        replies: list[Reply | None] = [None] * len(items)
+
+        def keep(index: int, reply: Reply) -> None:
+            replies[index] = reply
+
+        await self.agenerate_each(items, temperature, keep)
+        return [r for r in replies if r is not None]
+
+    async def agenerate_each(
+        self, items: Sequence[Item], temperature: float, on_reply: Callable[[int, Reply], None]
+    ) -> None:
         key = self._key()
         limit = asyncio.Semaphore(self.endpoint.concurrency)
+
+        async def ask(client: openai.AsyncOpenAI, index: int, item: Item) -> None:
+            options = self.request_options(item, temperature)
+            on_reply(index, await self._request(client, limit, options, key))
+
         # One client per batch: its connection pool belongs to this batch's event loop.
         async with self._client(key) as client:
-            tasks = [
-                self._request(client, limit, self.request_options(item, temperature), key)
-                for item in items
-            ]
+            tasks = [ask(client, i, item) for i, item in enumerate(items)]
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         # Let every request finish before raising, so no task outlives the client.
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-        return list(outcomes)
 
     def request_options(self, item: Item, temperature: float) -> dict[str, Any]:
         """Keyword arguments of ``chat.completions.create`` for one item (a subclass
@@ -156,6 +169,17 @@ class OpenAIBackend(GRMBackend):
     def __repr__(self) -> str:
         # The endpoint holds only the NAME of the key's variable, never the key.
         return f"OpenAIBackend({self.endpoint!r})"
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to the end, with or without a running loop in this thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # Called from inside an event loop (an async actor): run on a private one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _excerpt(text: str, key: str) -> str:

@@ -1,6 +1,7 @@
 """``python -m cpe.label`` end to end against a real local chat-completions server: a
-teacher whose scores depend on the answer, garbage outputs, transient 500/429s, and a
-labeller killed mid-run that continues without asking again for a durable label."""
+teacher whose scores depend on the answer, garbage outputs, transient 500/429s, an
+endpoint that fails every request, and a labeller killed mid-run that continues without
+asking again for any answer the server had replied to."""
 
 from __future__ import annotations
 
@@ -33,23 +34,30 @@ SHARE = 0.3
 
 
 class Teacher:
-    """Answers like the fake teacher; the first request fails with 500, the second with 429."""
+    """Answers like the fake teacher; the first request fails with 500, the second with 429.
+    Records the answers it sent a reply for (``replied``)."""
 
     def __init__(self):
         self.asked: list[str] = []
+        self.replied: list[str] = []
         self.stall_from: int | None = None  # requests from this number on never return
+        self.broken = False  # every request fails with 500
         self.lock = threading.Lock()
 
     def __call__(self, n: int, body: dict) -> Response:
         answer = answer_in(body)
         with self.lock:
             self.asked.append(answer)
+        if self.broken:
+            return failure(500)
         if self.stall_from is not None and n >= self.stall_from:
             return Response(delay_s=3600)
         if n == 1:
             return failure(500)
         if n == 2:
             return failure(429)
+        with self.lock:
+            self.replied.append(answer)
         return Response(content=teacher_output(answer))
 
 
@@ -191,15 +199,15 @@ def _wait(condition, proc, timeout_s: float = 90.0) -> None:
         time.sleep(0.05)
 
 
-def test_a_killed_labeller_continues_without_asking_again(chat_server, tmp_path):
+def test_a_killed_labeller_never_asks_again_for_an_answered_request(chat_server, tmp_path):
     teacher = Teacher()
-    # Requests 1-2 fail (500, 429) and are retried as 3-4; chunks 1-3 are requests 3-8;
-    # chunk 4 is 9 (answered) and 10 (never answered).
+    # Requests 1-2 fail (500, 429) and are retried by the client; chunk 1 (4 answers) is
+    # requests 1-6, chunk 2 is 7-10, and request 10 never returns.
     teacher.stall_from = 10
     server = chat_server(teacher)
     pairs_path = write_jsonl(tmp_path / "pairs.jsonl", [p for p in PAIRS if p["id"] != "p3"])
     out = tmp_path / "out"
-    args = _args(server, pairs_path, out, "label.chunk=2", "grm.openai.concurrency=2")
+    args = _args(server, pairs_path, out, "label.chunk=4", "grm.openai.concurrency=2")
     labels_path = out / "labels.jsonl"
 
     def lines() -> int:
@@ -211,15 +219,18 @@ def test_a_killed_labeller_continues_without_asking_again(chat_server, tmp_path)
             [sys.executable, "-m", "cpe.label", *args], cwd=tmp_path, env=env, stderr=stderr
         )
         try:
-            # Chunks 1-3 are durable (6 lines); chunk 4 got one answer, the other stalls.
-            _wait(lambda: lines() >= 6 and server.count >= 10, proc)
-            time.sleep(0.3)  # had chunk 4 been written, it would be there by now
+            # Killed once every reply the server sent is durable, while chunk 2 waits
+            # for its stalled request (a chunk-wise append would never get here).
+            _wait(lambda: server.count >= 10 and lines() >= len(teacher.replied), proc)
+            time.sleep(0.3)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
+    replied = set(teacher.replied)
+    assert len(replied) == 7 and server.count == 10
     durable = read_jsonl(labels_path)
-    assert len(durable) == 6
-    first_run = list(teacher.asked)
+    assert {_answer(r["pair_id"], r["side"]) for r in durable} == replied
+    stalled = teacher.asked[-1]
     teacher.asked.clear()
     teacher.stall_from = None
 
@@ -227,13 +238,34 @@ def test_a_killed_labeller_continues_without_asking_again(chat_server, tmp_path)
     labels = read_jsonl(labels_path)
     keys = [(r["pair_id"], r["side"]) for r in labels]
     assert len(keys) == 18 and len(set(keys)) == 18  # every answer exactly once
-    asked_again = sorted(teacher.asked)
-    done_before = {_answer(r["pair_id"], r["side"]) for r in durable}
     everything = {p[s] for p in PAIRS if p["id"] != "p3" for s in ("chosen", "rejected")}
-    # The second run asks exactly for what was not durable: the chunk in flight at the
-    # kill (asked twice in all) and what had never been sent.
-    assert asked_again == sorted(everything - done_before)
-    in_flight = set(first_run[-2:])
-    assert len(first_run) == 10 and not in_flight & done_before
-    assert in_flight <= set(asked_again)
-    assert _json(out / "summary.json")["answers_reused"] == 6
+    # The second run asks only for what had no reply: the stalled request and the rest.
+    assert not replied & set(teacher.asked)
+    assert sorted(teacher.asked) == sorted(everything - replied) and stalled in teacher.asked
+    assert _json(out / "summary.json")["answers_reused"] == 7
+
+
+def test_transport_failures_are_not_stored_and_asked_again(chat_server, tmp_path, capsys):
+    teacher = Teacher()
+    teacher.broken = True
+    server = chat_server(teacher)
+    pairs_path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:2])
+    out = tmp_path / "out"
+    args = _args(server, pairs_path, out, "grm.openai.max_retries=1")
+    assert main(args) == 1
+    assert server.count == 4 * 2  # the client's retry; the labeller never re-asks them
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("incomplete: 4 answers got no reply from the teacher")
+    assert f"label.output_dir={out}" in err[-1]
+    assert not (out / "labels.jsonl").exists()
+    summary = _json(out / "summary.json")
+    assert summary["transport_failures"] == 4 and summary["answers_labelled"] == 0
+    assert "HTTP 500" in summary["first_transport_errors"][0]
+    assert summary["dropped_unlabelled"] == 2 and summary["invalid_answers"] == 0
+
+    teacher.broken = False
+    assert main(args) == 0
+    assert len(read_jsonl(out / "labels.jsonl")) == 4
+    summary = _json(out / "summary.json")
+    assert summary["transport_failures"] == 0 and summary["answers_labelled"] == 4
+    assert summary["dropped_unlabelled"] == 0 and summary["answers_reused"] == 0

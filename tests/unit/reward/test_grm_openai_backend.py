@@ -22,6 +22,7 @@ from cpe.reward import (
     format_grm_output,
     grm_regex_for,
 )
+from cpe.reward.base import GRMBackend, Reply
 from cpe.reward.openai_backend import OpenAIBackend
 
 KEY_ENV = "CPE_TEST_GRM_KEY"
@@ -177,6 +178,48 @@ def test_results_keep_item_order(chat_server, record):
     server = chat_server(respond)
     results = backend_for(server, concurrency=5).critique([(record, f"a{i}") for i in range(5)])
     assert [r.critique for r in results] == [f"a{i}" for i in range(5)]
+
+
+def _answer_of(body) -> str:
+    return body["messages"][0]["content"].split("<answer>")[1].split("</answer>")[0].strip()
+
+
+def test_generate_each_hands_over_each_reply_as_it_arrives(chat_server, record):
+    def respond(n, body):
+        answer = _answer_of(body)
+        return Response(
+            content=f"<critique>{answer}</critique>", delay_s=0.0 if answer == "fast" else 0.5
+        )
+
+    server = chat_server(respond)
+    seen = []
+
+    def on_reply(index, reply):
+        seen.append((index, reply.text, server.in_flight))
+
+    items = [(record, "slow"), (record, "fast")]
+    backend_for(server, concurrency=2).generate_each(items, 0.0, on_reply)
+    # The fast reply is handed over while the slow request is still being served.
+    assert seen == [(1, "<critique>fast</critique>", 1), (0, "<critique>slow</critique>", 0)]
+
+
+def test_generate_each_raises_setup_errors_after_every_request_finished(chat_server, record):
+    server = chat_server(lambda n, b: failure(404) if _answer_of(b) == "bad" else Response())
+    seen = []
+    items = [(record, "bad"), (record, "good")]
+    with pytest.raises(GRMError, match="HTTP 404"):
+        backend_for(server, concurrency=2).generate_each(items, 0.0, lambda i, r: seen.append(i))
+    assert seen == [1]
+
+
+def test_the_default_generate_each_follows_item_order(record):
+    class Echo(GRMBackend):
+        def generate(self, items, temperature):
+            return [Reply(answer) for _, answer in items]
+
+    seen = []
+    Echo().generate_each([(record, "a"), (record, "b")], 0.0, lambda i, r: seen.append((i, r.text)))
+    assert seen == [(0, "a"), (1, "b")]
 
 
 def test_sync_facade_works_inside_a_running_loop(chat_server, record):
