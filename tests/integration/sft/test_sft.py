@@ -11,12 +11,19 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import grm_rows, pair_rows, sft_args, write_jsonl
+import pytest
+from sft_data import grm_rows, pair_rows, sft_args, write_jsonl
 
 from cpe.compose import load_config
+from cpe.data import load_bundled
 from cpe.sft.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def train_records():
+    return load_bundled("train")
 
 
 def metrics(out: Path) -> list[dict]:

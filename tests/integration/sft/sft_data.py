@@ -6,9 +6,6 @@ import json
 import random
 from pathlib import Path
 
-import pytest
-
-from cpe.data import load_bundled
 from cpe.prompts.render import grm_messages
 from cpe.reward.format import format_grm_output
 
@@ -68,8 +65,3 @@ def pair_rows(records, seed: int) -> list[dict]:
         row.update(chosen=answer(GOOD_WORDS), rejected=answer(BAD_WORDS))
         rows.append(row)
     return rows
-
-
-@pytest.fixture(scope="session")
-def train_records():
-    return load_bundled("train")
