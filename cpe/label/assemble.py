@@ -9,12 +9,12 @@ from dataclasses import dataclass, field, replace
 
 from cpe.config import LabelConfig
 from cpe.data.records import Record
+from cpe.data.split import is_held_out
 from cpe.label.pairs import (
     CONSISTENCY_FILTER,
     EQUAL_REWARDS,
     PREFERENCES,
     Rewards,
-    is_held_out,
 )
 from cpe.label.store import SIDES, Label
 from cpe.prompts import PromptSet, grm_messages

@@ -7,7 +7,6 @@ sampled) and the teacher's reward of each side, and returns a :class:`Verdict`.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -54,10 +53,3 @@ PREFERENCES: dict[str, Callable[[Record, Rewards, bool], Verdict]] = {
     "dataset": dataset_order,
     "teacher": teacher_order,
 }
-
-
-def is_held_out(pair_id: str, eval_share: float) -> bool:
-    """True for the pairs of the held-out split: a hash of the id, the same on every run
-    and machine (Python's hash() is salted per process)."""
-    digest = hashlib.sha256(pair_id.encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < eval_share

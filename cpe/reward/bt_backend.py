@@ -17,6 +17,7 @@ import torch
 
 from cpe.algo.bradley_terry import normalise_rewards
 from cpe.algo.grm_parse import DEFAULT_WEIGHTS
+from cpe.batch import TensorBatch
 from cpe.prompts import DEFAULT, PromptSet
 from cpe.reward.base import (
     CRITIQUE_TEMPERATURE,
@@ -79,22 +80,12 @@ class BTScorer:
         return torch.cat(chunks) if chunks else torch.zeros(0)
 
     def _forward(self, pairs: Sequence[Pair]) -> torch.Tensor:
-        ids, mask = right_padded([[*prompt, *answer] for prompt, answer in pairs])
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        batch = TensorBatch.from_sequences(
+            [list(p) for p, _ in pairs], [list(a) for _, a in pairs], pad_id=0
+        )
+        ids, mask = batch.input_ids.to(self.device), batch.attention_mask.to(self.device)
         values = self.model(input_ids=ids, attention_mask=mask).values
         return last_token_values(values.float(), mask).cpu()
-
-
-def right_padded(rows: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, attention mask) ``[b, longest]``; pads are 0 and masked, after the tokens, so
-    every real token keeps the positions it has alone."""
-    width = max(len(r) for r in rows)
-    ids = torch.zeros(len(rows), width, dtype=torch.long)
-    mask = torch.zeros(len(rows), width, dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = 1
-    return ids, mask
 
 
 class RewardScorer(Protocol):

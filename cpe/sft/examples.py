@@ -8,7 +8,6 @@ than ``sft.max_len`` are left out and counted, never cut silently.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from cpe.data.errors import ErrorList
 from cpe.data.fields import IdRegistry, RowCheck, as_id, as_text
 from cpe.data.records import Record
 from cpe.data.sources import read_rows
+from cpe.data.split import is_held_out
 from cpe.prompts import PromptSet
 from cpe.prompts.chat import Message, to_token_ids
 from cpe.prompts.render import policy_messages
@@ -53,16 +53,9 @@ class TokenizedPair:
     rejected: Tokenized
 
 
-def in_eval_split(example_id: str, share: float) -> bool:
-    """Held out when a hash of the id falls under ``share``: the same split on every
-    run and machine, whatever the file's order."""
-    digest = hashlib.sha256(example_id.encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < share
-
-
 def split_by_id(items: Sequence[Any], share: float) -> tuple[list[Any], list[Any]]:
-    train = [x for x in items if not in_eval_split(x.id, share)]
-    held = [x for x in items if in_eval_split(x.id, share)]
+    train = [x for x in items if not is_held_out(x.id, share)]
+    held = [x for x in items if is_held_out(x.id, share)]
     return train, held
 
 

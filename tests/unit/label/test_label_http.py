@@ -18,8 +18,8 @@ from unit.label.label_fakes import answer_in, pair, read_jsonl, teacher_output, 
 from unit.reward.grm_fakes import Response, failure
 
 from cpe.data import load_records
+from cpe.data.split import is_held_out
 from cpe.label.__main__ import main
-from cpe.label.pairs import is_held_out
 from cpe.prompts import DEFAULT, grm_messages
 
 REPO = Path(__file__).resolve().parents[3]

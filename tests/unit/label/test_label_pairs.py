@@ -6,13 +6,13 @@ import pytest
 
 from cpe.config import LabelConfig
 from cpe.data.records import Record
+from cpe.data.split import is_held_out
 from cpe.label.assemble import assemble
 from cpe.label.pairs import (
     CONSISTENCY_FILTER,
     EQUAL_REWARDS,
     PREFERENCES,
     Rewards,
-    is_held_out,
 )
 from cpe.label.store import Label
 from cpe.prompts import DEFAULT, grm_messages

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from cpe.data import DataError
+from cpe.data.split import is_held_out
 from cpe.sft.examples import (
     Tokenized,
     TokenizedPair,
-    in_eval_split,
     pairs_batch,
     read_chat_examples,
     rows_batch,
@@ -22,10 +22,10 @@ from cpe.sft.loop import due, update_schedule
 
 def test_the_held_out_split_depends_only_on_ids():
     ids = [f"item-{i}" for i in range(2000)]
-    held = [i for i in ids if in_eval_split(i, 0.1)]
+    held = [i for i in ids if is_held_out(i, 0.1)]
     assert 150 < len(held) < 250  # about 10 %
-    assert held == [i for i in reversed(ids) if in_eval_split(i, 0.1)][::-1]
-    assert not any(in_eval_split(i, 0.0) for i in ids)
+    assert held == [i for i in reversed(ids) if is_held_out(i, 0.1)][::-1]
+    assert not any(is_held_out(i, 0.0) for i in ids)
 
 
 def test_split_by_id_keeps_every_item_once():
