@@ -357,6 +357,7 @@ def _cluster(cfg: CPEConfig, c: _Checker) -> None:
         )
     c.choice(cl.weight_sync, "cluster.weight_sync", _registry_choices()["weight_sync"])
     c.positive(cl.sync_timeout_s, "cluster.sync_timeout_s")
+    c.non_negative(cl.engine_restarts, "cluster.engine_restarts")
     if cl.weight_sync == "adapter":
         c.require(
             0 < cfg.learner.lora.rank <= 512,

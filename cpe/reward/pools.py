@@ -20,14 +20,18 @@ class GRMPool(Protocol):
     def shutdown(self) -> None: ...
 
 
-def _vllm(placement: Any, cfg: Any, model_path: str) -> GRMPool:
+def _vllm(placement: Any, cfg: Any, model_path: str, faults: Any = None) -> GRMPool:
+    """GRM engines: fixed weights, so a dead one is rebuilt from ``model.grm.path`` alone."""
     from cpe.rollout.launch import engine_pool
     from cpe.trainer.system import grm_max_len
 
-    return engine_pool(placement, "grm", cfg, model_path, cfg.model.grm.dtype, grm_max_len(cfg))
+    grm = cfg.model.grm
+    return engine_pool(
+        placement, "grm", cfg, model_path, grm.dtype, grm_max_len(cfg), faults=faults
+    )
 
 
-def _bt(placement: Any, cfg: Any, model_path: str) -> GRMPool:
+def _bt(placement: Any, cfg: Any, model_path: str, faults: Any = None) -> GRMPool:
     from cpe.reward.bt_backend import bt_pool
 
     return bt_pool(placement, cfg, model_path, bt_micro_batch_rows(cfg))
@@ -41,7 +45,8 @@ def bt_micro_batch_rows(cfg: Any) -> int:
     return micro_batch_rows(cfg, cfg.grm.max_prompt_tokens)
 
 
-GRM_POOL_STARTERS: dict[str, Callable[[Any, Any, str], GRMPool]] = {"vllm": _vllm, "bt": _bt}
+# (placement, cfg, model path, FaultLog or None) -> the pool's actors
+GRM_POOL_STARTERS: dict[str, Callable[..., GRMPool]] = {"vllm": _vllm, "bt": _bt}
 
 
 def runs_grm_model(backend: str) -> bool:
@@ -49,7 +54,8 @@ def runs_grm_model(backend: str) -> bool:
     return backend in GRM_POOL_STARTERS
 
 
-def start_grm_pool(placement: Any, cfg: Any, model_path: str) -> GRMPool | None:
-    """The configured backend's actors on the GRM pool, or None when it places none."""
+def start_grm_pool(placement: Any, cfg: Any, model_path: str, faults: Any = None) -> GRMPool | None:
+    """The configured backend's actors on the GRM pool, or None when it places none
+    (``faults``: where rebuilt engines are counted, cpe.cluster.faults.FaultLog)."""
     starter = GRM_POOL_STARTERS.get(cfg.grm.backend)
-    return starter(placement, cfg, model_path) if starter else None
+    return starter(placement, cfg, model_path, faults) if starter else None

@@ -10,6 +10,7 @@ model; a local caller gets an error if it tries.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -164,6 +165,7 @@ class VLLMEngine:
     def health(self) -> dict:
         return {
             "alive": self._llm is not None,
+            "pid": os.getpid(),
             "model_path": self.settings.model_path,
             "device": self.settings.device,
             "weight_version": self.weight_version,

@@ -4,6 +4,7 @@ evaluation (policies, judge and GRM on the same pools)."""
 
 from __future__ import annotations
 
+from cpe.cluster.faults import FaultLog
 from cpe.cluster.placement import Placement
 from cpe.config import CPEConfig
 from cpe.models.paths import cache_dir_for_actors
@@ -36,18 +37,31 @@ def engine_settings(
     )
 
 
-def engine_pool(placement: Placement, pool: str, cfg: CPEConfig, *settings_args) -> EnginePool:
-    """The engines of ``pool``, one per placement slot (settings: see :func:`engine_settings`)."""
+def engine_pool(
+    placement: Placement,
+    pool: str,
+    cfg: CPEConfig,
+    *settings_args,
+    faults: FaultLog | None = None,
+) -> EnginePool:
+    """The engines of ``pool``, one per placement slot (settings: see :func:`engine_settings`);
+    an engine that dies is started again on its slot, ``cluster.engine_restarts`` times
+    per call at most."""
     import ray
 
     from cpe.rollout.engine import VLLMEngine
 
     actor = ray.remote(VLLMEngine)
+
+    def start(index: int):
+        return actor.options(**placement.options_for(pool, index)).remote(
+            engine_settings(cfg, pool, *settings_args, index=index)
+        )
+
     return EnginePool(
-        [
-            actor.options(**placement.options_for(pool, i)).remote(
-                engine_settings(cfg, pool, *settings_args, index=i)
-            )
-            for i in range(placement.slots(pool))
-        ]
+        [start(i) for i in range(placement.slots(pool))],
+        start=start,
+        restarts=cfg.cluster.engine_restarts,
+        name=pool,
+        faults=faults,
     )

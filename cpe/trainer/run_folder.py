@@ -40,6 +40,7 @@ MAY_CHANGE_ON_RESUME = (
     "logging.wandb_group",
     "cluster.address",
     "cluster.pin_pools",  # where pools run, not what they compute
+    "cluster.engine_restarts",  # how dead engines are handled, not what they compute
     # Nodes of other tools (cpe.label, cpe.sft, cpe.compare) that training never reads;
     # their default output folders carry a ${now:...} stamp, which differs on every start.
     "label.",

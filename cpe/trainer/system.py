@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from cpe.cluster.faults import FaultLog
 from cpe.cluster.placement import Placement, rank0_address
 from cpe.cluster.session import init_ray
 from cpe.cluster.storage import check_run_dir_shared
@@ -42,6 +43,7 @@ class System:
     grm_pool: GRMPool | None  # vLLM engines or BT scorers (cpe.reward.pools); None: no model
     learners: RayLearnerGroup
     started_ray: bool
+    faults: FaultLog  # engine restarts, shared by the engine pools and the weight sync
 
     def shutdown(self) -> None:
         import ray
@@ -101,7 +103,9 @@ def _learner_group(
     if "reference" in paths and placement.slots("reference"):
         # A PolicyWorker that is never trained: same log-prob computation as the policy.
         reference = ranks("reference", PolicyWorker, paths["reference"], model.reference.dtype)
-    ray.get([a.ping.remote() for a in policy + value + reference])
+    pools = {"policy": policy, "value": value, "reference": reference}
+    named = [(pool, r, a) for pool, ranks in pools.items() for r, a in enumerate(ranks)]
+    pids = ray.get([a.pid.remote() for _, _, a in named])
     return RayLearnerGroup(
         policy,
         value,
@@ -109,6 +113,7 @@ def _learner_group(
         temperature=cfg.rollout.temperature,
         seed=cfg.trainer.seed,
         reference=reference,
+        pids={(pool, r): pid for (pool, r, _), pid in zip(named, pids, strict=True)},
     )
 
 
@@ -166,12 +171,19 @@ def start_system(cfg: CPEConfig, paths: dict[str, str], total_steps: int) -> Sys
         if started_ray:
             ray.shutdown()
         raise
+    faults = FaultLog(step=1)
     rollout = engine_pool(
-        placement, "rollout", cfg, paths["policy"], cfg.model.policy.dtype, rollout_max_len(cfg)
+        placement,
+        "rollout",
+        cfg,
+        paths["policy"],
+        cfg.model.policy.dtype,
+        rollout_max_len(cfg),
+        faults=faults,
     )
-    grm_pool = start_grm_pool(placement, cfg, paths["grm"]) if "grm" in paths else None
+    grm_pool = start_grm_pool(placement, cfg, paths["grm"], faults) if "grm" in paths else None
     learners = _learner_group(placement, cfg, paths, total_steps)
-    return System(placement, rollout, grm_pool, learners, started_ray)
+    return System(placement, rollout, grm_pool, learners, started_ray, faults)
 
 
 def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple[Driver, System]:
@@ -218,9 +230,17 @@ def _weight_sync(cfg: CPEConfig, system: System, check: SyncCheck):
     nccl = cfg.cluster.weight_sync == "nccl"
     kwargs = {"tp_size": cfg.cluster.pools.rollout.devices_per_engine} if nccl else {}
     backend = WEIGHT_SYNC_BACKENDS[cfg.cluster.weight_sync]
-    return backend(
-        system.learners, system.rollout, check, timeout_s=cfg.cluster.sync_timeout_s, **kwargs
+    sync = backend(
+        system.learners,
+        system.rollout,
+        check,
+        timeout_s=cfg.cluster.sync_timeout_s,
+        faults=system.faults,
+        **kwargs,
     )
+    # A rebuilt rollout engine starts from the base model: the sync loads the policy in.
+    system.rollout.bring_up = sync.bring_up
+    return sync
 
 
 def _driver(

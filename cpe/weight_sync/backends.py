@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from cpe.batch import TensorBatch
+from cpe.cluster.faults import FaultLog
 from cpe.protocols import LearnerGroup, RolloutPool
 from cpe.types import SamplingSpec
 
@@ -59,9 +60,14 @@ class PushAndCheck(ABC):
         check: SyncCheck,
         bucket_mb: int = 64,
         timeout_s: float = 900.0,
+        faults: FaultLog | None = None,
     ):
         self.learners, self.engines, self.sync_check = learners, engines, check
         self.bucket_mb, self.timeout_s = bucket_mb, timeout_s
+        # The version the engines hold: 0 until the first push, when engines and
+        # learners both hold the starting weights.
+        self.version = 0
+        self.faults = faults or FaultLog()
 
     def reset(self) -> None:  # noqa: B027 - most transports keep no state between pushes
         """Forget transport state after a failed push, so that no later push trusts it."""
@@ -71,7 +77,24 @@ class PushAndCheck(ABC):
         """Move the current policy weights into every engine; returns ``sync/*`` figures
         of the move (bytes, engine-side seconds) where the backend knows them."""
 
+    def bring_up(self, engines: list[int]) -> None:
+        """Load the weights the engines hold now (the learners' current policy) into the
+        rebuilt ``engines`` (``EnginePool.bring_up``). During a push the learners are
+        already a version ahead: a push that fails on a rebuilt engine re-issues its own
+        load, which brings it level."""
+        if self.version:
+            self.load_into(engines, self.version)
+
+    def load_into(self, engines: list[int], version: int) -> None:
+        raise NotImplementedError(
+            f"cluster.weight_sync={self.name} cannot bring a rebuilt rollout engine to the "
+            "current weights; resume from the last checkpoint with trainer.resume=auto"
+        )
+
     def push(self, version: int) -> dict[str, float]:
+        """Every engine gets the current policy weights as ``version`` (the step that
+        made them); the metrics include this step's engine restarts (``faults/*``)."""
+        self.faults.step = version
         started = time.perf_counter()
         try:
             metrics = self.transfer(version)
@@ -81,6 +104,7 @@ class PushAndCheck(ABC):
                 f"weight sync (cluster.weight_sync={self.name}) of version {version} failed "
                 f"after {time.perf_counter() - started:.0f}s: {exc}"
             ) from exc
+        self.version = version
         transfer_s = time.perf_counter() - started
         metrics["sync/transfer_s"] = transfer_s
         if metrics.get("sync/mb") and transfer_s > 0:
@@ -89,6 +113,10 @@ class PushAndCheck(ABC):
             started = time.perf_counter()
             metrics.update(self.check())
             metrics["sync/check_s"] = time.perf_counter() - started
+        # Restarts after this point (an evaluation, the next step's calls) count in the
+        # next step's row.
+        metrics.update(self.faults.pop())
+        self.faults.step = version + 1
         return metrics
 
     def check(self) -> dict[str, float]:
@@ -135,6 +163,9 @@ class ObjectStoreSync(PushAndCheck):
         loads = self.engines.load_weight_buckets(self.learners.export_ref(self.bucket_mb), version)
         return engine_load_metrics(loads)
 
+    def load_into(self, engines: list[int], version: int) -> None:
+        self.engines.load_weight_buckets(self.learners.export_ref(self.bucket_mb), version, engines)
+
 
 class AdapterSync(PushAndCheck):
     """LoRA runs (``learner.lora.rank`` > 0): only the adapter moves, a few MiB; the
@@ -145,6 +176,9 @@ class AdapterSync(PushAndCheck):
     def transfer(self, version: int) -> dict[str, float]:
         loads = self.engines.load_adapter(self.learners.export_adapter_ref(), version)
         return engine_load_metrics(loads)
+
+    def load_into(self, engines: list[int], version: int) -> None:
+        self.engines.load_adapter(self.learners.export_adapter_ref(), version, engines)
 
 
 class NcclBroadcastSync(PushAndCheck):

@@ -9,10 +9,13 @@ real workers do, so row order and padding are checked end to end.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import torch
 
 from cpe.batch import TensorBatch
-from cpe.learner.group import RayLearnerGroup
+from cpe.learner.group import LearnerDied, RayLearnerGroup
 
 
 class Remote:
@@ -42,6 +45,7 @@ class FakeRank:
             "save_hf",
             "load_state",
             "export_wire",
+            "pid",
         ):
             setattr(self, name, Remote(getattr(self, f"_{name}")))
 
@@ -81,6 +85,9 @@ class FakeRank:
     def _export_wire(self, bucket_mb: int) -> str:
         self.log.append((self.pool, self.rank, "export_wire", bucket_mb))
         return f"buckets-of-rank-{self.rank}"
+
+    def _pid(self) -> str:
+        return f"pid-of-{self.pool}-{self.rank}"
 
 
 class Store:
@@ -252,7 +259,8 @@ def test_save_load_and_export_reach_every_rank(tmp_path):
     store.waits.clear()
     assert g.export_ref(16) == "buckets-of-rank-0"  # rank 0's buckets, not fetched
     assert log == [("policy", 0, "export_wire", 16), ("policy", 1, "export_wire", 16)]
-    assert store.waits == [["buckets-of-rank-1"]]  # the other ranks are waited for
+    # The other ranks are waited for, rank 0 through a call queued behind its export.
+    assert store.waits == [["pid-of-policy-0", "buckets-of-rank-1"]]
 
 
 def test_without_value_ranks_values_are_zeros_and_nothing_is_trained_or_saved_for_them(tmp_path):
@@ -302,3 +310,58 @@ def test_the_paper_presets_make_three_updates_per_step():
         assert optimizer_updates(rows, cfg.learner.mini_batch_prompts * cfg.rollout.n) == 3
     ppo = load_config(["experiment=qwen2.5-7b", "algorithm=ppo"])
     assert max_rows_per_step(ppo) == 128 * 4  # PPO makes no edits
+
+
+class Died(Exception):
+    """What waiting on a dead rank's call raises (Ray: ActorDiedError)."""
+
+
+def dying_group(dead: tuple[str, int] | None):
+    """A group whose waits fail; ``dead`` (pool, rank) is the rank the probe finds dead."""
+    g, store, log = group(policy=2, value=1)
+    probed: list[list] = []
+
+    def wait_all(refs):
+        raise Died("peer closed the connection")
+
+    def find_dead(actors):
+        probed.append(actors)
+        return None if dead is None else getattr(g, dead[0])[dead[1]]
+
+    g.wait_all, g.find_dead = wait_all, find_dead
+    g.pids = {("policy", 0): 100, ("policy", 1): 101, ("value", 0): 200}
+    return g, probed
+
+
+def test_a_dead_rank_during_train_stops_with_its_name_pid_step_and_how_to_resume():
+    g, probed = dying_group(("policy", 1))
+    with pytest.raises(LearnerDied) as info:
+        g.train(batch_of(8), step=3)
+    assert str(info.value) == (
+        "policy rank 1 (pid 101) died during train at step 3; the run stops here: "
+        "resume from the last checkpoint with trainer.resume=auto"
+    )
+    assert isinstance(info.value.__cause__, Died)
+    assert probed == [g.policy + g.value]  # every rank the call waited on was probed
+
+
+def test_a_dead_rank_in_the_next_steps_forward_passes_names_that_step():
+    g, _ = dying_group(("value", 0))
+    g.step = 3
+    with pytest.raises(
+        LearnerDied, match=r"^value rank 0 \(pid 200\) died during forward passes at step 4;"
+    ):
+        g.forward_passes(batch_of(4), None, 1.0)
+
+
+def test_a_dead_rank_0_during_the_weight_export_is_named():
+    g, _ = dying_group(("policy", 0))
+    with pytest.raises(LearnerDied, match=r"^policy rank 0 \(pid 100\) died during weight export"):
+        g.export_ref(16)
+
+
+def test_a_failure_without_a_dead_rank_is_raised_as_it_is():
+    g, probed = dying_group(None)
+    with pytest.raises(Died, match="peer closed"):
+        g.save(Path("/nowhere"))
+    assert probed == [g.policy + g.value]
