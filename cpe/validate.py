@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 from cpe.cluster.placement import ENGINE_POOLS, RANK_POOLS, plan_pools
@@ -97,8 +97,21 @@ def validate(cfg: CPEConfig) -> None:
     parts = (_models, _data, _rollout, _grm, _algorithm, _learner, _trainer, _cluster, _pools)
     for part in (*parts, _logging, _prompts, _eval, _label, _sft, _compare):
         part(cfg, check)
+    _finite_numbers(cfg, check)
     if check.problems:
         raise ConfigError(check.problems)
+
+
+def _finite_numbers(node, c: _Checker, prefix: str = "") -> None:
+    """nan and inf parse as floats (``rollout.temperature=inf``) and slip past range
+    checks written as ``x > 0``; no setting means either."""
+    for f in fields(node):
+        value, key = getattr(node, f.name), f"{prefix}{f.name}"
+        if is_dataclass(value):
+            _finite_numbers(value, c, f"{key}.")
+        values = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            c.require(False, key, f"{value} must be a finite number")
 
 
 def _models(cfg: CPEConfig, c: _Checker) -> None:
