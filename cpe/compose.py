@@ -15,7 +15,11 @@ import typing
 from collections.abc import Iterator
 from pathlib import Path
 
-from hydra.errors import OverrideParseException
+from hydra.errors import (
+    ConfigCompositionException,
+    MissingConfigException,
+    OverrideParseException,
+)
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
 
@@ -40,7 +44,25 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
 
     check_group_overrides(overrides)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides))
+        try:
+            return hydra_compose(config_name="config", overrides=list(overrides))
+        except ConfigCompositionException as exc:
+            problem = _group_interpolation(exc, overrides)
+            if problem is None:
+                raise
+            raise ConfigError([problem]) from exc
+
+
+def _group_interpolation(exc: Exception, overrides) -> tuple[str, str] | None:
+    """A group given an interpolation Hydra cannot resolve: its error names a placeholder
+    node, ``_dummy_``, instead of the group."""
+    if not any(getattr(err, "full_key", None) == "_dummy_" for err in _chain(exc)):
+        return None
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if "${" in value and (CONF_DIR / key.split("@")[0]).is_dir():
+            return key, f"{value}: {str(exc).splitlines()[0]}"
+    return None
 
 
 def check_group_overrides(overrides: list[str] | tuple[str, ...]) -> None:
@@ -53,6 +75,8 @@ def check_group_overrides(overrides: list[str] | tuple[str, ...]) -> None:
         group = override.key_or_group
         if not group:
             problems.append((override.input_line, "names no key: write key=value"))
+        elif (CONF_DIR / group).is_dir() and override.is_force_add():
+            problems.append((group, "is a config group: ++ adds keys only; write group=option"))
         elif (CONF_DIR / group).is_dir() and not _names_options(override):
             options = sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
             problems.append((group, f"is a config group: pick one of {', '.join(options)}"))
@@ -157,6 +181,10 @@ def one_line_error(exc: BaseException) -> str:
         if isinstance(err, OverrideParseException):
             name = err.override.strip() or repr(err.override)
             return f"{name}: cannot parse this override ({_parse_reason(err.message)})"
+        if isinstance(err, MissingConfigException) and err.missing_cfg_file:
+            group = err.missing_cfg_file.rsplit("/", 1)[0]
+            options = ", ".join(err.options or []) or "none"
+            return f"{group}: Could not find '{err.missing_cfg_file}'; options: {options}"
     for err in _chain(exc):
         problem = _omegaconf_problem(err)
         if problem:

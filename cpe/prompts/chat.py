@@ -48,7 +48,7 @@ def to_token_ids(
     """
     # The stand-in's own first character is replaced too, so a stand-in found in the
     # rendered prompt is always one of ours.
-    texts = [*special_texts(tokenizer), _STAND_IN[0]]
+    texts = [*_special_texts(tokenizer), _STAND_IN[0]]
     pattern = re.compile("|".join(re.escape(text) for text in texts))
     found: list[str] = []
     safe = [_with_stand_ins(message, pattern, found) for message in messages]
@@ -64,7 +64,7 @@ def to_token_ids(
     return ids
 
 
-def special_texts(tokenizer: Any) -> list[str]:
+def _special_texts(tokenizer: Any) -> list[str]:
     """The text of every special token, longest first (so the longest one matches)."""
     added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
     texts = {getattr(token, "content", str(token)) for token in added.values() if token.special}
