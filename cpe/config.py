@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from hydra.core.config_store import ConfigStore
 
 MISSING_PATH = "???"
+#: Config nodes of the other tools (cpe.label, cpe.sft, cpe.compare), which training never
+#: reads; their default output folders carry a ${now:...} stamp, so they differ between
+#: any two starts.
+OTHER_TOOLS_NODES = ("label.", "sft.", "compare.")
 
 
 @dataclass

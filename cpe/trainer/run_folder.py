@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from cpe.config import CPEConfig
+from cpe.config import OTHER_TOOLS_NODES, CPEConfig
 from cpe.report.runs import flatten
 from cpe.validate import ConfigError
 
@@ -40,11 +40,7 @@ MAY_CHANGE_ON_RESUME = (
     "logging.wandb_group",
     "cluster.address",
     "cluster.pin_pools",  # where pools run, not what they compute
-    # Nodes of other tools (cpe.label, cpe.sft, cpe.compare) that training never reads;
-    # their default output folders carry a ${now:...} stamp, which differs on every start.
-    "label.",
-    "sft.",
-    "compare.",
+    *OTHER_TOOLS_NODES,
 )
 MAX_LISTED = 4
 
