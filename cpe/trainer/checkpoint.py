@@ -58,6 +58,9 @@ class CheckpointManager:
             yield tmp
             self.commit(tmp, step, driver_state)
         except Exception as exc:
+            # torch's writer reports a full disk as "unexpected pos", not ENOSPC: the free
+            # space, taken before the partial is removed, says it plainly.
+            free_mb = shutil.disk_usage(self.root).free / 2**20
             shutil.rmtree(tmp, ignore_errors=True)
             latest = self.latest()
             kept = (
@@ -66,8 +69,8 @@ class CheckpointManager:
                 else ("there is no earlier complete checkpoint")
             )
             raise CheckpointError(
-                f"checkpoint step {step} could not be written under {self.root}: "
-                f"{_root_cause(exc)}; {kept}"
+                f"checkpoint step {step} could not be written under {self.root} "
+                f"({free_mb:.1f} MB free on its disk then): {_root_cause(exc)}; {kept}"
             ) from exc
 
     def begin(self, step: int) -> Path:

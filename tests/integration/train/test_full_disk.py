@@ -3,6 +3,7 @@ partial folder is gone, and the previous checkpoint is intact and accepted for r
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,7 +51,8 @@ def test_a_full_disk_during_a_save_stops_the_run_and_keeps_the_last_checkpoint(
     out = done.stdout + done.stderr
     assert done.returncode == 1, out[-3000:]
     assert "checkpoint step 2 could not be written" in out, out[-3000:]
-    assert "No space left on device" in out
+    # torch's zip writer says "unexpected pos", not ENOSPC: the free space says it
+    assert re.search(r"\(0\.\d MB free on its disk then\)", out), out[-3000:]
     assert "step_000001, is intact" in out
     mgr = CheckpointManager(run_dir)
     assert [s for s, _ in mgr.complete()] == [1]
