@@ -194,11 +194,11 @@ class OpenAIBackend(GRMBackend):
 
 def item_deadline_s(timeout_s: float, max_retries: int) -> float:
     """The longest one item may take: ``max_retries + 1`` attempts of ``timeout_s``, the
-    client's backoff between them, and a margin of one more ``timeout_s`` and a second
-    (the client's timeouts fire late by the time its loop takes to notice). A longer
-    Retry-After than that backoff eats into the same budget."""
+    client's backoff between them, and a margin of one more ``timeout_s`` and 2 s
+    (connecting and the client's own work between attempts take time too, more so on a
+    busy host). A longer Retry-After than that backoff eats into the same budget."""
     backoff = sum(min(_FIRST_BACKOFF_S * 2**k, _MAX_BACKOFF_S) for k in range(max_retries))
-    return timeout_s * (max_retries + 2) + backoff + 1.0
+    return timeout_s * (max_retries + 2) + backoff + 2.0
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:

@@ -40,6 +40,7 @@ MAY_CHANGE_ON_RESUME = (
     "logging.wandb_group",
     "cluster.address",
     "cluster.pin_pools",  # where pools run, not what they compute
+    "grm.max_invalid_share",  # a guard on when to stop, not what a step computes
     # Nodes of other tools (cpe.label, cpe.sft, cpe.compare) that training never reads;
     # their default output folders carry a ${now:...} stamp, which differs on every start.
     "label.",

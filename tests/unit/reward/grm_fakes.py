@@ -113,7 +113,7 @@ class ChatServer:
 
 
 HANG, RESET, CUT, TRICKLE = "hang", "reset", "cut", "trickle"
-TRICKLE_BYTES, TRICKLE_EVERY_S = 4, 0.1
+TRICKLE_BYTES, TRICKLE_EVERY_S = 2, 0.1
 
 
 class RawServer:
