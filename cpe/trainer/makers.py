@@ -14,7 +14,7 @@ from typing import ClassVar
 import torch
 
 from cpe.algo import edit_budget, select_edits
-from cpe.config import CPEConfig
+from cpe.config import CPEConfig, GRMConfig
 from cpe.data.records import Record
 from cpe.learner.group import optimizer_updates
 from cpe.prompts import PromptSet, edit_messages, policy_messages
@@ -90,7 +90,7 @@ class MakerSettings:
     edit_ratio: float = 0.5
     divisor: int = 1  # data-parallel size: batch rows stay divisible by it
     seed: int = 0
-    max_invalid_share: float = 0.5  # grm.max_invalid_share
+    max_invalid_share: float = GRMConfig.max_invalid_share
 
     @classmethod
     def from_config(cls, cfg: CPEConfig, divisor: int) -> MakerSettings:
