@@ -152,6 +152,7 @@ def _grm(cfg: CPEConfig, c: _Checker) -> None:
     c.require(g.score_temperature >= 0, "grm.score_temperature", "must be >= 0")
     c.non_negative(g.retries, "grm.retries")
     c.non_negative(g.backoff_s, "grm.backoff_s")
+    c.in_range(g.max_invalid_share, "grm.max_invalid_share", 0.0, 1.0)
     c.positive(g.max_new_tokens, "grm.max_new_tokens")
     c.positive(g.max_prompt_tokens, "grm.max_prompt_tokens")
     if g.guided_decoding and g.backend == "vllm":

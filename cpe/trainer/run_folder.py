@@ -40,6 +40,7 @@ MAY_CHANGE_ON_RESUME = (
     "logging.wandb_group",
     "cluster.address",
     "cluster.pin_pools",  # where pools run, not what they compute
+    "grm.max_invalid_share",  # a guard on when to stop, not what a step computes
     *OTHER_TOOLS_NODES,
 )
 MAX_LISTED = 4
