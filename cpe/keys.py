@@ -2,7 +2,8 @@
 
 Every ``*.api_key_env`` field of the config is such a name. :func:`key_problems` refuses a
 config that holds a key (a field that is no variable name, or any value that contains a
-key set in the environment, e.g. through ``${oc.env:...}``), so the run folder's
+key set in the environment, e.g. through ``${oc.env:...}``, or an endpoint URL with a
+password in it), so the run folder's
 ``config.yaml`` and the wandb config, both written from the config, cannot carry one.
 :func:`plaintext_warnings` names each endpoint a key would reach over plain ``http://``.
 """
@@ -14,6 +15,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import fields, is_dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 from cpe.net import is_plaintext_remote
 
@@ -40,15 +42,8 @@ def key_problems(cfg: Any, environ: Mapping[str, str] = os.environ) -> list[tupl
     problems, keys = [], {}
     for path, node in key_endpoints(cfg):
         name = getattr(node, KEY_FIELD)
-        if name and not _ENV_NAME.fullmatch(name):
-            problems.append(
-                (
-                    f"{path}.{KEY_FIELD}",
-                    "is not an environment variable name (value not shown): give the NAME "
-                    "of the variable that holds the key, never the key",
-                )
-            )
-        elif len(environ.get(name, "")) >= MIN_KEY_CHARS:
+        problems += _endpoint_problems(path, name, getattr(node, "base_url", "") or "")
+        if _ENV_NAME.fullmatch(name or "") and len(environ.get(name, "")) >= MIN_KEY_CHARS:
             keys[name] = environ[name]
     for path, value in _strings(cfg):
         for name, key in keys.items():
@@ -56,6 +51,27 @@ def key_problems(cfg: Any, environ: Mapping[str, str] = os.environ) -> list[tupl
                 problems.append(
                     (path, f"holds the value of ${name}, an API key: keys stay in the environment")
                 )
+    return problems
+
+
+def _endpoint_problems(path: str, name: str, base_url: str) -> list[tuple[str, str]]:
+    problems = []
+    if name and not _ENV_NAME.fullmatch(name):
+        problems.append(
+            (
+                f"{path}.{KEY_FIELD}",
+                "is not an environment variable name (value not shown): give the NAME of the "
+                "variable that holds the key, never the key",
+            )
+        )
+    if urlparse(base_url).password:
+        problems.append(
+            (
+                f"{path}.base_url",
+                "carries a password (value not shown): put the key in an environment variable "
+                f"and name that in {path}.{KEY_FIELD}",
+            )
+        )
     return problems
 
 

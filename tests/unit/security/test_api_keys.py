@@ -134,3 +134,10 @@ def test_a_key_pulled_into_any_value_by_interpolation_is_refused():
 def test_a_short_key_value_is_not_matched_against_ordinary_text(cfg, monkeypatch):
     monkeypatch.setenv(KEY_ENV, "tiny")  # would match every "tiny" in the config
     assert key_problems(cfg) == []
+
+
+def test_a_password_in_an_endpoint_url_is_refused_without_echoing_it():
+    with pytest.raises(ConfigError) as info:
+        load_config([*OPENAI, f"grm.openai.base_url=https://user:{KEY}@grm.example.com/v1"])
+    line = one_line_error(info.value)
+    assert line.startswith("grm.openai.base_url: carries a password") and KEY not in line
