@@ -78,6 +78,14 @@ def release_unused(path: str | Path) -> None:
             pass  # something else lives there (Hydra's files): leave the folder
 
 
+def save_config(cfg: CPEConfig, run_dir: str | Path) -> Path:
+    """The run's resolved config as ``config.yaml``: what resumes compare and reports
+    read. It holds key variables' names only (validation refuses a config with a key)."""
+    path = Path(run_dir) / CONFIG_FILE
+    path.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    return path
+
+
 def check_same_run(cfg: CPEConfig) -> None:
     """Refuse a run folder that holds a run made with other settings, naming the keys."""
     saved_path = Path(cfg.logging.run_dir) / CONFIG_FILE
