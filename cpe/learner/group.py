@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from cpe import faults
+from cpe import failpoints
 from cpe.batch import ForwardPasses, TensorBatch
 
 
@@ -121,7 +121,7 @@ class RayLearnerGroup:
             for a in self.policy
         ]
         value = [a.train_step.remote(ref, num_mini_batches=updates) for a in self.value]
-        faults.point("update")
+        failpoints.point("update")
         out = {f"policy/{k}": v for k, v in self.wait_all(policy)[0].items()}
         out["train/optimizer_updates"] = float(updates)
         if value:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from cpe import faults
+from cpe import failpoints
 from cpe.types import Generation, SamplingSpec
 
 
@@ -43,7 +43,7 @@ class EnginePool:
             actor.generate.remote(list(prompt_ids[a:b]), spec)
             for actor, (a, b) in self._chunks(len(prompt_ids))
         ]
-        faults.point("generate")
+        failpoints.point("generate")
         return _concat(self._get(refs))
 
     def token_logprobs(

@@ -23,7 +23,7 @@ from typing import NamedTuple
 import torch
 from tqdm import tqdm
 
-from cpe import faults
+from cpe import failpoints
 from cpe.algo import kl_penalty
 from cpe.batch import TensorBatch
 from cpe.config import CPEConfig
@@ -86,7 +86,7 @@ class Driver:
             unit="step",
             disable=not (progress and sys.stderr.isatty()),
         )
-        faults.planned()  # a malformed CPE_FAULT fails here, not at its point
+        failpoints.planned()  # a malformed CPE_FAILPOINT fails here, not at its point
         self.timer.start()  # start-up is not part of the first step
         if self.evaluator is not None:
             with self.timer("eval"):
@@ -100,7 +100,7 @@ class Driver:
 
     def run_step(self) -> StepResult:
         self.step += 1
-        faults.at_step(self.step)
+        failpoints.at_step(self.step)
         records = self.cursor.next_batch()
         exp = self.maker.make(records, self.step)
         batch = self.forward_passes(training_tensors(exp.batch_samples, self.pad_id), exp)
@@ -180,7 +180,7 @@ class Driver:
             self.checkpoints.writing(self.step, self.state_dict()) as tmp,
         ):
             self.learners.save(tmp)
-            faults.point("checkpoint")
+            failpoints.point("checkpoint")
 
     def restore(self, checkpoint: Path, driver_state: dict) -> None:
         self.learners.load(checkpoint)

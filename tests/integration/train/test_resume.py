@@ -1,5 +1,5 @@
 """A driver SIGKILLed during generation, during the update and during a checkpoint
-write (cpe.faults points), resumed each time with trainer.resume=auto, trains on exactly
+write (cpe.failpoints points), resumed each time with trainer.resume=auto, trains on exactly
 the prompts of an uninterrupted run and ends with the same metrics; the checkpoint cut
 short is never loaded."""
 
@@ -27,7 +27,7 @@ OVERRIDES = [
 
 
 def _train_until_killed(run_dir: Path, fault: str, timeout_s: float = 420) -> None:
-    """``cpe.train`` (resuming whatever run_dir holds) with ``CPE_FAULT=fault``: the
+    """``cpe.train`` (resuming whatever run_dir holds) with ``CPE_FAILPOINT=fault``: the
     driver SIGKILLs itself at that point; then the rest of its process group (the local
     Ray it started) goes too, as a lost node's would."""
     cmd = [
@@ -42,7 +42,7 @@ def _train_until_killed(run_dir: Path, fault: str, timeout_s: float = 420) -> No
         *OVERRIDES,
     ]
     log_path = run_dir.parent / f"killed_at_{fault.replace(':', '_')}.log"
-    env = {**os.environ, "CPE_FAULT": fault}
+    env = {**os.environ, "CPE_FAILPOINT": fault}
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env

@@ -6,15 +6,17 @@ import sys
 
 import pytest
 
-from cpe import faults
+from cpe import failpoints
 
-PROBE = "from cpe import faults; faults.at_step(2); faults.point('update'); print('alive')"
+PROBE = (
+    "from cpe import failpoints; failpoints.at_step(2); failpoints.point('update'); print('alive')"
+)
 
 
 def run_probe(fault: str | None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != faults.ENV}
+    env = {k: v for k, v in os.environ.items() if k != failpoints.ENV}
     if fault is not None:
-        env[faults.ENV] = fault
+        env[failpoints.ENV] = fault
     return subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True)
 
 
@@ -31,6 +33,6 @@ def test_the_named_point_at_the_named_step_is_a_sigkill():
 
 @pytest.mark.parametrize("spec", ["update", "update:x", "train:2", ":2"])
 def test_a_malformed_fault_is_named(monkeypatch, spec):
-    monkeypatch.setenv(faults.ENV, spec)
-    with pytest.raises(ValueError, match=f"CPE_FAULT={spec!r}"):
-        faults.planned()
+    monkeypatch.setenv(failpoints.ENV, spec)
+    with pytest.raises(ValueError, match=f"CPE_FAILPOINT={spec!r}"):
+        failpoints.planned()

@@ -1,6 +1,6 @@
 """Fault injection points, for the tests that prove a run survives a crash anywhere.
 
-``CPE_FAULT=<point>:<step>`` (e.g. ``update:3``) SIGKILLs this process when it reaches
+``CPE_FAILPOINT=<point>:<step>`` (e.g. ``update:3``) SIGKILLs this process when it reaches
 ``point`` during step ``step``: the same death as an OOM kill or a lost node, but at a
 chosen place instead of after a guessed sleep. Unset (always, outside tests), each
 point is one dictionary lookup.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 
-ENV = "CPE_FAULT"
+ENV = "CPE_FAILPOINT"
 #: Where a point sits: while engines generate (requests in flight), while learners
 #: update (train calls in flight), between a checkpoint's state files and its marker.
 POINTS = ("generate", "update", "checkpoint")
@@ -36,6 +36,6 @@ def planned() -> tuple[str, int] | None:
 
 
 def point(name: str) -> None:
-    """Die here if ``CPE_FAULT`` names this point and the current step."""
+    """Die here if ``CPE_FAILPOINT`` names this point and the current step."""
     if planned() == (name, _step):
         os.kill(os.getpid(), signal.SIGKILL)
