@@ -68,7 +68,7 @@ report: install
 	$(PY) -m cpe.report $(RUN)
 
 test: install
-	bash scripts/pytest.sh tests
+	bash scripts/pytest.sh tests --durations=30
 
 test-unit: install
 	bash scripts/pytest.sh tests/unit -m unit

@@ -15,6 +15,11 @@ import typing
 from collections.abc import Iterator
 from pathlib import Path
 
+from hydra.errors import (
+    ConfigCompositionException,
+    MissingConfigException,
+    OverrideParseException,
+)
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
 
@@ -37,8 +42,55 @@ def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    check_group_overrides(overrides)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=list(overrides))
+        try:
+            return hydra_compose(config_name="config", overrides=list(overrides))
+        except ConfigCompositionException as exc:
+            problem = _group_interpolation(exc, overrides)
+            if problem is None:
+                raise
+            raise ConfigError([problem]) from exc
+
+
+def _group_interpolation(exc: Exception, overrides) -> tuple[str, str] | None:
+    """A group given an interpolation Hydra cannot resolve: its error names a placeholder
+    node, ``_dummy_``, instead of the group."""
+    if not any(getattr(err, "full_key", None) == "_dummy_" for err in _chain(exc)):
+        return None
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if "${" in value and (CONF_DIR / key.split("@")[0]).is_dir():
+            return key, f"{value}: {str(exc).splitlines()[0]}"
+    return None
+
+
+def check_group_overrides(overrides: list[str] | tuple[str, ...]) -> None:
+    """An override without a key, or a config group given a number, null or mapping:
+    Hydra fails on these inside its own code, with a message that names neither."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    problems = []
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        group = override.key_or_group
+        if not group:
+            problems.append((override.input_line, "names no key: write key=value"))
+        elif (CONF_DIR / group).is_dir() and override.is_force_add():
+            problems.append((group, "is a config group: ++ adds keys only; write group=option"))
+        elif (CONF_DIR / group).is_dir() and not _names_options(override):
+            options = sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
+            problems.append((group, f"is a config group: pick one of {', '.join(options)}"))
+    if problems:
+        raise ConfigError(problems)
+
+
+def _names_options(override) -> bool:
+    """A group's value is option names (a list of them unless deleting); a sweep passes."""
+    value = override.value()
+    if override.is_delete():
+        return value is None or isinstance(value, str)
+    items = value if isinstance(value, list) else [value]
+    return not any(isinstance(item, None | bool | int | float | dict | list) for item in items)
 
 
 def to_typed(cfg: DictConfig) -> CPEConfig:
@@ -126,10 +178,21 @@ def one_line_error(exc: BaseException) -> str:
     if isinstance(exc, ConfigError):
         return "; ".join(f"{key}: {msg}" for key, msg in exc.problems)
     for err in _chain(exc):
+        if isinstance(err, OverrideParseException):
+            name = err.override.strip() or repr(err.override)
+            return f"{name}: cannot parse this override ({_parse_reason(err.message)})"
+        if isinstance(err, MissingConfigException) and err.missing_cfg_file:
+            group = err.missing_cfg_file.rsplit("/", 1)[0]
+            options = ", ".join(err.options or []) or "none"
+            return f"{group}: Could not find '{err.missing_cfg_file}'; options: {options}"
+    for err in _chain(exc):
         problem = _omegaconf_problem(err)
         if problem:
             return "{}: {}".format(*problem)
     text = " ".join(str(exc).split()).split(" Config search path")[0]
+    deleted = re.search(r"Could not delete (?:from config\. )?(.*?'([^'=]+)[^']*'.*)", text)
+    if deleted:
+        return f"{deleted.group(2)}: cannot delete it: {deleted.group(1)}"
     appended = re.search(r"An item is already at '([^']+)'", text)
     if appended:
         return f"{appended.group(1)}: already set; override it without the +"
@@ -140,6 +203,21 @@ def one_line_error(exc: BaseException) -> str:
     if located:
         return f"{located.group(2)}: {located.group(1)}"
     return text
+
+
+def _parse_reason(message: str) -> str:
+    """Hydra's parser message, without its echo of the override and its help link."""
+    lines = [line for line in message.splitlines() if line.strip()]
+    caret = next((line for line in lines if line.strip() == "^"), None)
+    if caret is not None:
+        # "LexerNoViableAltException: <override>" above a caret under the bad character.
+        return f"unexpected character at column {caret.index('^') - len(_LEXER_PREFIX) + 1}"
+    skipped = ("Error parsing override", "See https://", _LEXER_PREFIX)
+    details = [line.strip() for line in lines if not line.startswith(skipped)]
+    return details[0] if details else "expected key=value"
+
+
+_LEXER_PREFIX = "LexerNoViableAltException: "
 
 
 def _omegaconf_problem(err: BaseException) -> tuple[str, str] | None:

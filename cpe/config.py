@@ -10,6 +10,10 @@ from dataclasses import dataclass, field
 from hydra.core.config_store import ConfigStore
 
 MISSING_PATH = "???"
+#: Config nodes of the other tools (cpe.label, cpe.sft, cpe.compare), which training never
+#: reads; their default output folders carry a ${now:...} stamp, so they differ between
+#: any two starts.
+OTHER_TOOLS_NODES = ("label.", "sft.", "compare.")
 
 
 @dataclass
@@ -98,6 +102,9 @@ class GRMConfig:
     # A score outside [-5, 5] makes the output invalid; True clamps it instead (for GRMs
     # known to overshoot).
     clamp_scores: bool = False
+    # A step whose share of invalid GRM results (grm/invalid_rate) exceeds this stops the
+    # run before its update: rewards that are mostly missing are noise, not a signal.
+    max_invalid_share: float = 0.5
     guided_decoding: bool = True
     openai: OpenAIBackendConfig = field(default_factory=OpenAIBackendConfig)
     python_function: str | None = None  # "package.module:function"

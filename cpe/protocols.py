@@ -57,6 +57,8 @@ class RewardModel(Protocol):
 
     def reset_metrics(self) -> None: ...
 
+    def check_invalid_share(self, max_share: float) -> None: ...
+
 
 class ExperienceMaker(Protocol):
     """One strategy per ``algorithm.mode``: turns a step's records into samples."""

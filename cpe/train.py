@@ -27,7 +27,7 @@ from cpe.launch.sweep import record_failed_point
 from cpe.logs import error_banner, explain_once, interrupted_message, quiet_third_party
 from cpe.trainer.checkpoint import CheckpointManager
 from cpe.trainer.preflight import prepare, total_steps
-from cpe.trainer.run_folder import claim_new, names_new_run, release_unused
+from cpe.trainer.run_folder import claim_new, names_new_run, release_unused, save_config
 from cpe.validate import validate
 
 
@@ -38,7 +38,7 @@ def run(cfg: CPEConfig, train: list[Record] | None = None) -> Path:
     train = prepare(cfg) if train is None else train
     run_dir = Path(cfg.logging.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    save_config(cfg, run_dir)
     started = time.time()
     driver, system = build_driver(cfg, train, total_steps(cfg, len(train)))
     try:

@@ -3,13 +3,15 @@ the key to change, before Ray, vLLM or DeepSpeed start."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 from cpe.cluster.placement import ENGINE_POOLS, RANK_POOLS, plan_pools
 from cpe.config import MISSING_PATH, CPEConfig
+from cpe.keys import key_problems, plaintext_warnings
 from cpe.models.paths import model_roles
 from cpe.reward.pools import runs_grm_model
 
@@ -19,6 +21,8 @@ LR_SCHEDULES = ("constant", "cosine")
 WANDB_MODES = ("offline", "online", "disabled")
 ZERO_STAGES = (0, 1, 2, 3)
 ATTENTION = ("sdpa", "eager", "flash_attention_2")  # transformers attn_implementation
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -95,10 +99,31 @@ def validate(cfg: CPEConfig) -> None:
     """Raise :class:`ConfigError` listing every problem found in ``cfg``."""
     check = _Checker()
     parts = (_models, _data, _rollout, _grm, _algorithm, _learner, _trainer, _cluster, _pools)
-    for part in (*parts, _logging, _prompts, _eval, _label, _sft, _compare):
+    for part in (*parts, _logging, _prompts, _eval, _label, _sft, _compare, _keys):
         part(cfg, check)
+    _finite_numbers(cfg, check)
     if check.problems:
         raise ConfigError(check.problems)
+
+
+def _finite_numbers(node, c: _Checker, prefix: str = "") -> None:
+    """nan and inf parse as floats (``rollout.temperature=inf``) and slip past range
+    checks written as ``x > 0``; no setting means either."""
+    for f in fields(node):
+        value, key = getattr(node, f.name), f"{prefix}{f.name}"
+        if is_dataclass(value):
+            _finite_numbers(value, c, f"{key}.")
+        values = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            c.require(False, key, f"{value} must be a finite number")
+
+
+def _keys(cfg: CPEConfig, c: _Checker) -> None:
+    """A key in the config would reach config.yaml and wandb: refused. A key bound for
+    plain http off this machine is allowed (a trusted network may need it), but said."""
+    c.problems.extend(key_problems(cfg))
+    for line in plaintext_warnings(cfg):
+        log.warning(line)
 
 
 def _models(cfg: CPEConfig, c: _Checker) -> None:
@@ -152,6 +177,7 @@ def _grm(cfg: CPEConfig, c: _Checker) -> None:
     c.require(g.score_temperature >= 0, "grm.score_temperature", "must be >= 0")
     c.non_negative(g.retries, "grm.retries")
     c.non_negative(g.backoff_s, "grm.backoff_s")
+    c.in_range(g.max_invalid_share, "grm.max_invalid_share", 0.0, 1.0)
     c.positive(g.max_new_tokens, "grm.max_new_tokens")
     c.positive(g.max_prompt_tokens, "grm.max_prompt_tokens")
     if g.guided_decoding and g.backend == "vllm":

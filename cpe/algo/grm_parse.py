@@ -117,7 +117,9 @@ def parse_score_value(raw: str, clamp: bool = False) -> tuple[int | None, str | 
         return None, "is not an integer"
     if _is_ambiguous(match["rest"]):
         return None, "is ambiguous"
-    value = int(match["int"])
+    digits = match["int"].lstrip("0") or "0"
+    # Any longer number is out of range, and int() refuses more than 4300 digits.
+    value = int(digits) if len(digits) <= 9 else 10**9
     if match["sign"] and match["sign"] in _NEGATIVE_SIGNS:
         value = -value
     if SCORE_MIN <= value <= SCORE_MAX:
@@ -155,7 +157,8 @@ def _read_dimension(
         return None, f"missing {name} score"
     value, problem = parse_score_value(raw, clamp)
     if problem:
-        return None, f"{name} score {raw!r} {problem}"
+        shown = raw if len(raw) <= 40 else f"{raw[:37]}..."  # the error is logged per row
+        return None, f"{name} score {shown!r} {problem}"
     return value, None
 
 

@@ -26,7 +26,17 @@ from pathlib import Path
 from typing import Any
 
 from cpe.data.errors import DataError, ErrorList
-from cpe.data.fields import FieldProblem, RowCheck, as_optional_text, as_text, json_type
+from cpe.data.fields import (
+    JSON_ERRORS,
+    SURROGATE_MESSAGE,
+    FieldProblem,
+    RowCheck,
+    as_optional_text,
+    as_text,
+    json_problem,
+    json_type,
+    surrogate_path,
+)
 from cpe.data.records import Record
 from cpe.data.sources import read_rows
 
@@ -136,6 +146,9 @@ def _scan_array(text: str, errors: ErrorList) -> list[_Entry]:
         except json.JSONDecodeError as exc:
             errors.add(f"invalid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno)
             return entries
+        except JSON_ERRORS as exc:
+            errors.add(json_problem(exc), line=lines.at(pos))
+            return entries
         entries.append(_Entry(len(entries), lines.at(pos), value))
         pos = _skip(text, end)
         if text.startswith(",", pos):
@@ -181,7 +194,7 @@ def _single_object(text: str) -> list[_Entry] | None:
     """A whole file holding one (possibly pretty-printed) object is one item."""
     try:
         value = json.loads(text)
-    except json.JSONDecodeError:
+    except JSON_ERRORS:
         return None
     if not isinstance(value, dict):
         return None
@@ -202,6 +215,10 @@ def _item(entry: _Entry, errors: ErrorList) -> AlpacaItem | None:
         errors.add(
             f"item {entry.index}: expected a JSON object, got {json_type(data)}", line=entry.line
         )
+        return None
+    bad_text = surrogate_path(data)
+    if bad_text is not None:
+        errors.add(f"item {entry.index}: {SURROGATE_MESSAGE}", line=entry.line, field=bad_text)
         return None
     check = RowCheck(errors, entry.line)
     instruction = check(as_text, data.get("instruction"), "instruction")

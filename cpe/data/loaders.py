@@ -22,6 +22,7 @@ from cpe.data.fields import (
     as_persona,
     as_text,
     collect_meta,
+    quoted,
 )
 from cpe.data.personas import PersonaTable, load_personas
 from cpe.data.records import Record
@@ -91,6 +92,7 @@ def _resolve_persona(
         raise FieldProblem("persona", "missing: give an inline 'persona' object or a 'user_id'")
     if personas is None:
         raise FieldProblem(
-            "user_id", f"cannot resolve user_id '{user_id}' without a personas file (personas_path)"
+            "user_id",
+            f"cannot resolve user_id {quoted(user_id)} without a personas file (personas_path)",
         )
     return personas.lookup(user_id)

@@ -32,7 +32,17 @@ from pathlib import Path
 from typing import Any
 
 from cpe.data.errors import DataError, DataValidationError, ErrorList
-from cpe.data.fields import FieldProblem, IdRegistry, RowCheck, as_id, as_text, json_type
+from cpe.data.fields import (
+    SURROGATE_MESSAGE,
+    FieldProblem,
+    IdRegistry,
+    RowCheck,
+    as_id,
+    as_text,
+    json_type,
+    quoted,
+    surrogate_path,
+)
 from cpe.data.persona_mem_answers import accuracy_by_type, read_answer_letter
 from cpe.data.sources import read_rows
 
@@ -241,7 +251,7 @@ def _conversation(row: dict[str, str], check: RowCheck, contexts: _Contexts) -> 
 
 
 def _out_of_range(end: int, context_id: str, size: int) -> str:
-    return f"{end} is out of range: context '{context_id}' has {size} messages"
+    return f"{end} is out of range: context {quoted(context_id)} has {size} messages"
 
 
 def _lookup(contexts: _Contexts, context_id: str) -> Messages:
@@ -250,7 +260,7 @@ def _lookup(contexts: _Contexts, context_id: str) -> Messages:
     except KeyError:
         raise FieldProblem(
             "shared_context_id",
-            f"unknown shared_context_id '{context_id}' (not in {contexts.path.name})",
+            f"unknown shared_context_id {quoted(context_id)} (not in {contexts.path.name})",
         ) from None
 
 
@@ -262,6 +272,8 @@ def _parse_options(text: str) -> list[str]:
         raise FieldProblem(name, "not a Python literal list of strings") from None
     if not isinstance(options, list) or not options:
         raise FieldProblem(name, f"must be a non-empty list of strings, got {text[:40]!r}")
+    if surrogate_path(options) is not None:
+        raise FieldProblem(name, SURROGATE_MESSAGE)
     for i, option in enumerate(options, start=1):
         if not isinstance(option, str):
             raise FieldProblem(name, f"option {i} is not a string")

@@ -19,7 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from cpe.data.errors import DataError, ErrorList
-from cpe.data.fields import FieldProblem, IdRegistry, RowCheck, as_id, as_persona
+from cpe.data.fields import (
+    JSON_ERRORS,
+    SURROGATE_MESSAGE,
+    FieldProblem,
+    IdRegistry,
+    RowCheck,
+    as_id,
+    as_persona,
+    quoted,
+    surrogate_path,
+)
 from cpe.data.sources import Row, read_rows
 
 PERSONA_KEYS = ("persona", "profile")
@@ -43,9 +53,11 @@ class PersonaTable:
         except KeyError:
             name = Path(self.path).name
             if self.layout == LINE_NUMBERED:
-                message = f"unknown user_id '{user_id}' ({name} has no persona on line {user_id})"
+                message = (
+                    f"unknown user_id {quoted(user_id)} ({name} has no persona on line {user_id})"
+                )
             else:
-                message = f"unknown user_id '{user_id}' (not in {name})"
+                message = f"unknown user_id {quoted(user_id)} (not in {name})"
             raise FieldProblem("user_id", message) from None
 
 
@@ -99,7 +111,7 @@ def _json_mapping(path: Path) -> dict[str, Any] | None:
         return None
     try:
         document = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, *JSON_ERRORS):
         # Not one JSON document: read it as JSON lines, which reports errors per line.
         return None
     # A one-line JSONL file is also a single JSON document; its row has a user_id.
@@ -114,10 +126,14 @@ def _table_from_mapping(path: Path, mapping: dict[str, Any]) -> PersonaTable:
     errors = ErrorList(path)
     by_user: dict[str, dict[str, Any]] = {}
     for user_id, value in mapping.items():
+        bad_text = surrogate_path({user_id: value})
+        if bad_text is not None:
+            errors.add(SURROGATE_MESSAGE, field=bad_text)
+            continue
         try:
             by_user[as_id(user_id, "user_id")] = as_persona(value)
         except FieldProblem as problem:
-            errors.add(f"for user_id '{user_id}': {problem.message}", field=problem.field)
+            errors.add(f"for user_id {quoted(user_id)}: {problem.message}", field=problem.field)
     errors.raise_if_any()
     return PersonaTable(str(path), by_user)
 
@@ -137,7 +153,9 @@ def _load_line_numbered(path: Path, fmt: str | None) -> PersonaTable:
                 field="user_id",
             )
         else:
-            by_user[str(row.line)] = dict(row.data)
+            persona = RowCheck(errors, row.line)(as_persona, row.data)
+            if persona is not None:
+                by_user[str(row.line)] = persona
     if row_set.unit == "line":
         _report_blank_lines(row_set.rows, errors)
     errors.errors.sort(key=lambda error: error.line or 0)

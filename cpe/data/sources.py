@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from cpe.data.errors import DataError, ErrorList
-from cpe.data.fields import json_type
+from cpe.data.fields import JSON_ERRORS, SURROGATE_MESSAGE, json_problem, json_type, surrogate_path
 
 FORMATS = ("jsonl", "parquet", "hf")
 _SUFFIX_FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
@@ -96,13 +96,17 @@ def _parse_line(raw: bytes, number: int, rows: list[Row], errors: ErrorList) -> 
         return
     try:
         value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        errors.add(f"invalid JSON: {exc.msg} (column {exc.colno})", line=number)
+    except JSON_ERRORS as exc:
+        errors.add(json_problem(exc), line=number)
         return
-    if isinstance(value, dict):
-        rows.append(Row(number, value))
-    else:
+    if not isinstance(value, dict):
         errors.add(f"expected a JSON object, got {json_type(value)}", line=number)
+        return
+    bad_text = surrogate_path(value) if "\\u" in text else None
+    if bad_text is not None:
+        errors.add(SURROGATE_MESSAGE, line=number, field=bad_text)
+        return
+    rows.append(Row(number, value))
 
 
 def _read_parquet(path: Path) -> list[Row]:

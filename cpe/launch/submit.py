@@ -170,7 +170,18 @@ def main(argv: list[str]) -> int:
         return 0
     status = wait(client, job.job_id)
     print(f"job {job.job_id}: {status}; run folder: {job.run_dir}")
-    return 0 if status == "SUCCEEDED" else 1
+    if status != "SUCCEEDED":
+        print(failure_report(client, job.job_id, status), file=sys.stderr)
+        return 1
+    return 0
+
+
+def failure_report(client, job_id: str, status: str, lines: int = 30) -> str:
+    """Why a job did not succeed: Ray's status message and the last ``lines`` of its log,
+    so the reason is in the final lines of a long streamed output."""
+    message = client.get_job_info(job_id).message or ""
+    tail = client.get_job_logs(job_id).splitlines()[-lines:]
+    return "\n".join([f"job {job_id} {status}: {message}".rstrip(), *tail])
 
 
 def wait(client, job_id: str) -> str:

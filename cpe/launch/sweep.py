@@ -15,6 +15,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from cpe.config import OTHER_TOOLS_NODES
 from cpe.report.runs import Run, differing_keys, load_run
 from cpe.report.table import aligned, fmt
 
@@ -29,7 +30,7 @@ FIGURES = (
     "eval/lc_win_rate",
 )
 #: Keys that differ between points by construction, not because the sweep varied them.
-PER_POINT = ("logging.run_dir", "logging.wandb_group")
+PER_POINT = ("logging.run_dir", "logging.wandb_group", *OTHER_TOOLS_NODES)
 SUMMARY_CSV, SUMMARY_TXT, FAILED_TXT = "summary.csv", "summary.txt", "failed.txt"
 
 
@@ -44,7 +45,7 @@ def sweep_points(sweep_dir: Path) -> list[Run]:
 
 def summary_rows(points: list[Run]) -> tuple[list[str], list[list[Any]]]:
     """Header and one row per point: folder, swept keys, steps, final figures."""
-    swept = [k for k in differing_keys([p.config for p in points]) if k not in PER_POINT]
+    swept = [k for k in differing_keys([p.config for p in points]) if not k.startswith(PER_POINT)]
     figures = [f for f in FIGURES if any(latest(p, f) is not None for p in points)]
     header = ["point", *swept, "steps", *figures]
     rows = [

@@ -10,6 +10,7 @@ so points go through Ray's Job SDK like ``cpe.launch submit``.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from cpe.launch.submit import (
     Job,
     cluster_parser,
     connect,
+    failure_report,
     load_runtime_env,
     runs_root,
     submit,
@@ -70,15 +72,17 @@ def main(argv: list[str]) -> int:
     sweep_dir = Path(jobs[0].run_dir).parent
     print(f"{len(jobs)} points into {sweep_dir}")
     client, env = connect(args.address), load_runtime_env(args.runtime_env)
-    failed = []
+    failed: dict[str, str] = {}
     for job in jobs:
         submit(client, job, env)
         status = wait(client, job.job_id)
         print(f"job {job.job_id}: {status}")
         if status != "SUCCEEDED":
-            failed.append(job.job_id)
+            failed[job.job_id] = status
     if not write_summary(sweep_dir):
         print(f"no summary here: run python -m cpe.launch summary {sweep_dir} where it is seen")
+    for job_id, status in failed.items():
+        print(failure_report(client, job_id, status), file=sys.stderr)
     if failed:
         print(f"{len(failed)} of {len(jobs)} points failed: {', '.join(failed)}")
     return 1 if failed else 0

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from cpe import failpoints
 from cpe.batch import ForwardPasses, TensorBatch
 from cpe.cluster.faults import actor_died
 
@@ -193,8 +194,8 @@ class RayLearnerGroup:
             for a in self.policy
         ]
         value = [a.train_step.remote(ref, num_mini_batches=updates) for a in self.value]
-        ranks = self.policy + self.value
-        results = self._wait(ranks, policy + value, "train", step)
+        failpoints.point("update")
+        results = self._wait(self.policy + self.value, policy + value, "train", step)
         out = {f"policy/{k}": v for k, v in results[0].items()}
         out["train/optimizer_updates"] = float(updates)
         if value:

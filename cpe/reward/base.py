@@ -30,6 +30,8 @@ Item = tuple[Record, str]
 CRITIQUE_TEMPERATURE = 0.9
 SCORE_TEMPERATURE = 0.0
 MODES = ("two_call", "single_call")
+MAX_INVALID_SHARE_KEY = "grm.max_invalid_share"
+_ERROR_CHARS = 120  # of the sample error, so the whole message fits one banner line
 
 
 class GRMError(RuntimeError):
@@ -155,6 +157,24 @@ def score_result(reply: Reply, weights: Sequence[float], clamp: bool = False) ->
     )
 
 
+def invalid_share_error(
+    invalid: int, total: int, max_share: float, sample_error: str | None
+) -> str | None:
+    """Why a step with ``invalid`` of ``total`` invalid GRM results must stop, or None
+    when the share is at most ``max_share`` (``grm.max_invalid_share``)."""
+    if not total or invalid / total <= max_share:
+        return None
+    share = f"{_percent(invalid / total)} > {MAX_INVALID_SHARE_KEY}={_percent(max_share)}"
+    text = f"{invalid} of {total} GRM results invalid this step ({share})"
+    if sample_error:
+        text += f"; last error: {' '.join(sample_error.split())[:_ERROR_CHARS]}"
+    return text
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.3g}%"
+
+
 class GRMScorer:
     """The GRM as the trainer sees it: critique and score batches, with retries.
 
@@ -201,6 +221,7 @@ class GRMScorer:
         self.invalid_count = 0
         self.attempts_total = 0
         self.results_total = 0
+        self.last_error: str | None = None
 
     @property
     def critique_gives_reward(self) -> bool:
@@ -230,6 +251,17 @@ class GRMScorer:
 
     def reset_metrics(self) -> None:
         self.invalid_count = self.attempts_total = self.results_total = 0
+        self.last_error = None
+
+    def check_invalid_share(self, max_share: float) -> None:
+        """Raise :class:`GRMError` when more than ``max_share`` of the results since
+        :meth:`reset_metrics` are invalid: rewards that are mostly missing would train
+        the policy on the few that are left (noise)."""
+        problem = invalid_share_error(
+            self.invalid_count, self.results_total, max_share, self.last_error
+        )
+        if problem is not None:
+            raise GRMError(problem)
 
     def _call(self, kind: str, batch: list[Item]) -> list[GRMResult]:
         if kind == "critique":
@@ -262,6 +294,7 @@ class GRMScorer:
         self.results_total += len(results)
         self.invalid_count += len(invalid)
         if invalid:
+            self.last_error = next((r.error for r in reversed(invalid) if r.error), None)
             log.warning(
                 "GRM %s: %d of %d results invalid after up to %d attempts (first error: %s)",
                 kind,

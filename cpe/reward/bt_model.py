@@ -51,7 +51,9 @@ def is_reward_model(folder: str | Path) -> bool:
 def completion_ids(tokenizer: Any, text: str, room: int | None = None) -> list[int]:
     """``text`` as a completion: its tokens (cut to ``room`` - 1 when given) and the EOS
     that ends a finished answer (what the engines sample and the reward is read at)."""
-    ids = list(tokenizer(text.strip(), add_special_tokens=False)["input_ids"])
+    # Marker text in an answer (``<|im_end|>``) stays text: only the EOS below ends it.
+    encoded = tokenizer(text.strip(), add_special_tokens=False, split_special_tokens=True)
+    ids = list(encoded["input_ids"])
     if room is not None:
         ids = ids[: max(0, room - 1)]
     return [*ids, tokenizer.eos_token_id]

@@ -6,6 +6,12 @@ client's own: 408/409/429/5xx, timeouts and connection errors are retried up to
 that becomes ``Reply(error=...)``: invalid, and not re-asked by the scorer. 401/403/404
 mean the setup is wrong, not the item, so they raise :class:`GRMError`.
 
+The client's ``timeout_s`` bounds each connect, read and write, not a whole response: an
+endpoint that trickles its reply a few bytes at a time would hold the item (and the
+training step) for as long as it keeps sending. So each item also has a deadline,
+:func:`item_deadline_s`: every attempt's timeout, the client's backoff between them and
+a margin, so that against a silent endpoint the client's own timeouts fire first.
+
 The API key is read from the environment variable named by ``api_key_env`` for each
 batch and handed only to that batch's client; this object never holds it. Error texts
 are built here from the status and body with the key scrubbed, and the client's own
@@ -16,6 +22,7 @@ logs, exceptions or reprs.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import Callable, Coroutine, Sequence
@@ -31,6 +38,9 @@ from cpe.reward.base import GRMBackend, GRMError, Item, Reply
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# The openai client's backoff between transport retries: 0.5 s doubling, at most 8 s.
+_FIRST_BACKOFF_S, _MAX_BACKOFF_S = 0.5, 8.0
 
 SETUP_ERRORS = (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError)
 _BODY_CHARS = 300
@@ -135,11 +145,18 @@ class OpenAIBackend(GRMBackend):
         key: str,
     ) -> Reply:
         headers = {} if key else {"Authorization": openai.omit}
+        e = self.endpoint
+        deadline = item_deadline_s(e.timeout_s, e.max_retries)
         try:
             async with limit:
-                completion = await client.chat.completions.create(**options, extra_headers=headers)
+                request = client.chat.completions.create(**options, extra_headers=headers)
+                completion = await asyncio.wait_for(request, deadline)
+        except TimeoutError:
+            return Reply(
+                error=f"timed out: reply still incomplete after {deadline:g}s (the deadline "
+                f"for {e.max_retries + 1} attempt(s) of {e.timeout_s:g}s)"
+            )
         except SETUP_ERRORS as exc:
-            e = self.endpoint
             raise GRMError(
                 f"{self._status_text(exc, key)} (check grm.openai.base_url={e.base_url!r}, "
                 f"grm.openai.model={e.model!r} and the key in ${e.api_key_env})"
@@ -154,6 +171,10 @@ class OpenAIBackend(GRMBackend):
             return Reply(
                 error=f"connection error ({cause}) to {self.endpoint.base_url}{_attempts(exc)}"
             )
+        except json.JSONDecodeError as exc:
+            # A body labelled JSON that is not (cut short, empty): the client parses it
+            # outside its retry loop and raises, which would fail the whole batch.
+            return Reply(error=f"malformed chat-completions response: {_excerpt(exc.doc, key)!r}")
         return _content(completion, key)
 
     def _status_text(self, exc: openai.APIStatusError, key: str) -> str:
@@ -169,6 +190,15 @@ class OpenAIBackend(GRMBackend):
     def __repr__(self) -> str:
         # The endpoint holds only the NAME of the key's variable, never the key.
         return f"OpenAIBackend({self.endpoint!r})"
+
+
+def item_deadline_s(timeout_s: float, max_retries: int) -> float:
+    """The longest one item may take: ``max_retries + 1`` attempts of ``timeout_s``, the
+    client's backoff between them, and a margin of one more ``timeout_s`` and 2 s
+    (connecting and the client's own work between attempts take time too, more so on a
+    busy host). A longer Retry-After than that backoff eats into the same budget."""
+    backoff = sum(min(_FIRST_BACKOFF_S * 2**k, _MAX_BACKOFF_S) for k in range(max_retries))
+    return timeout_s * (max_retries + 2) + backoff + 2.0
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from cpe import failpoints
 from cpe.cluster.faults import FaultLog, actor_died
 from cpe.types import Generation, SamplingSpec
 
@@ -70,7 +71,7 @@ class EnginePool:
             (i, lambda actor, a=a, b=b: [actor.generate.remote(list(prompt_ids[a:b]), spec)])
             for i, (a, b) in self._chunks(len(prompt_ids))
         ]
-        return _concat(self._on_each("generate", calls))
+        return _concat(self._on_each("generate", calls, point="generate"))
 
     def token_logprobs(
         self, prompt_ids: Sequence[Sequence[int]], response_ids: Sequence[Sequence[int]]
@@ -139,14 +140,22 @@ class EnginePool:
         bounds = split_contiguous(n_items, len(self.actors))
         return [(i, ab) for i, ab in enumerate(bounds) if ab[1] > ab[0]]
 
-    def _on_each(self, what: str, calls: list[tuple[int, Callable[[Any], list[Any]]]]) -> list:
+    def _on_each(
+        self,
+        what: str,
+        calls: list[tuple[int, Callable[[Any], list[Any]]]],
+        point: str | None = None,
+    ) -> list:
         """``call(actor)`` on engine ``i`` for each ``(i, call)``; the value of each call's
-        last ref, in call order. Engines found dead are rebuilt and their calls re-issued."""
+        last ref, in call order. Engines found dead are rebuilt and their calls re-issued.
+        ``point``: the fail point (cpe.failpoints) reached while the calls are in flight."""
         results: dict[int, Any] = {}
         left = {i: self.restarts for i, _ in calls}
         todo = dict(calls)
         while todo:
             submitted = {i: call(self.actors[i]) for i, call in todo.items()}
+            if point:
+                failpoints.point(point)
             dead: dict[int, BaseException] = {}
             for i, refs in submitted.items():
                 try:

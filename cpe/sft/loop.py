@@ -149,9 +149,8 @@ def run_sft(plan: SFTPlan) -> Path:
                 bar.update(1)
                 bar.set_postfix_str(_postfix(row))
                 if done < len(schedule) and due(done, s.save_every, len(schedule)):
-                    tmp = checkpoints.begin(done)
-                    ranks.save_state(tmp)
-                    checkpoints.commit(tmp, done, {"update": done})
+                    with checkpoints.writing(done, {"update": done}) as tmp:
+                        ranks.save_state(tmp)
             bar.close()
             task.save(ranks.actors, out / MODEL_FOLDER, data, plan.pad_id, get_all)
     finally:

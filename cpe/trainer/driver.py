@@ -23,6 +23,7 @@ from typing import NamedTuple
 import torch
 from tqdm import tqdm
 
+from cpe import failpoints
 from cpe.algo import kl_penalty
 from cpe.batch import TensorBatch
 from cpe.config import CPEConfig
@@ -85,6 +86,7 @@ class Driver:
             unit="step",
             disable=not (progress and sys.stderr.isatty()),
         )
+        failpoints.planned()  # a malformed CPE_FAILPOINT fails here, not at its point
         self.timer.start()  # start-up is not part of the first step
         if self.evaluator is not None:
             with self.timer("eval"):
@@ -98,6 +100,7 @@ class Driver:
 
     def run_step(self) -> StepResult:
         self.step += 1
+        failpoints.at_step(self.step)
         records = self.cursor.next_batch()
         exp = self.maker.make(records, self.step)
         batch = self.forward_passes(training_tensors(exp.batch_samples, self.pad_id), exp)
@@ -172,10 +175,12 @@ class Driver:
         }
 
     def save(self) -> None:
-        with self.timer("checkpoint"):
-            tmp = self.checkpoints.begin(self.step)
+        with (
+            self.timer("checkpoint"),
+            self.checkpoints.writing(self.step, self.state_dict()) as tmp,
+        ):
             self.learners.save(tmp)
-            self.checkpoints.commit(tmp, self.step, self.state_dict())
+            failpoints.point("checkpoint")
 
     def restore(self, checkpoint: Path, driver_state: dict) -> None:
         self.learners.load(checkpoint)

@@ -14,7 +14,7 @@ from typing import ClassVar
 import torch
 
 from cpe.algo import edit_budget, select_edits
-from cpe.config import CPEConfig
+from cpe.config import CPEConfig, GRMConfig
 from cpe.data.records import Record
 from cpe.learner.group import optimizer_updates
 from cpe.prompts import PromptSet, edit_messages, policy_messages
@@ -90,12 +90,19 @@ class MakerSettings:
     edit_ratio: float = 0.5
     divisor: int = 1  # data-parallel size: batch rows stay divisible by it
     seed: int = 0
+    max_invalid_share: float = GRMConfig.max_invalid_share
 
     @classmethod
     def from_config(cls, cfg: CPEConfig, divisor: int) -> MakerSettings:
         sampling = {name: getattr(cfg.rollout, name) for name in _ROLLOUT_KEYS}
         selection = {name: getattr(cfg.algorithm, name) for name in ("selection", "edit_ratio")}
-        return cls(**sampling, **selection, divisor=divisor, seed=cfg.trainer.seed)
+        return cls(
+            **sampling,
+            **selection,
+            divisor=divisor,
+            seed=cfg.trainer.seed,
+            max_invalid_share=cfg.grm.max_invalid_share,
+        )
 
 
 class PPOMaker:
@@ -132,7 +139,14 @@ class PPOMaker:
         originals = self.generate_originals(records, step)
         with self.timer("score"):
             self.assign_scores(originals, self.grm.score(_items(originals)))
-        return Experience(originals, grm_stats=self.grm.metrics())
+        return Experience(originals, grm_stats=self.grm_stats())
+
+    def grm_stats(self) -> dict[str, float]:
+        """This step's grm/* counters, once every GRM call of the step is done. Every
+        maker ends its step here, so this is where a step with too many invalid results
+        stops the run (GRMError), before the learners train on what is left."""
+        self.grm.check_invalid_share(self.s.max_invalid_share)
+        return self.grm.metrics()
 
     def spec(self, n: int, max_tokens: int, step: int, salt: int) -> SamplingSpec:
         # A per-step seed keeps a resumed run's samples identical to an uninterrupted one.
@@ -200,7 +214,7 @@ class CPEMaker(PPOMaker):
 
     def experience(self, originals: list[Sample], edits: list[Sample]) -> Experience:
         """The step's experience with this step's GRM counters and the selected edits."""
-        exp = Experience(originals, edits, grm_stats=self.grm.metrics())
+        exp = Experience(originals, edits, grm_stats=self.grm_stats())
         exp.selected = self.select(exp)
         return exp
 

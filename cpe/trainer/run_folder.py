@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from cpe.config import CPEConfig
+from cpe.config import OTHER_TOOLS_NODES, CPEConfig
 from cpe.report.runs import flatten
 from cpe.validate import ConfigError
 
@@ -41,11 +41,8 @@ MAY_CHANGE_ON_RESUME = (
     "cluster.address",
     "cluster.pin_pools",  # where pools run, not what they compute
     "cluster.engine_restarts",  # how dead engines are handled, not what they compute
-    # Nodes of other tools (cpe.label, cpe.sft, cpe.compare) that training never reads;
-    # their default output folders carry a ${now:...} stamp, which differs on every start.
-    "label.",
-    "sft.",
-    "compare.",
+    "grm.max_invalid_share",  # a guard on when to stop, not what a step computes
+    *OTHER_TOOLS_NODES,
 )
 MAX_LISTED = 4
 
@@ -80,6 +77,14 @@ def release_unused(path: str | Path) -> None:
             Path(path).rmdir()
         except OSError:
             pass  # something else lives there (Hydra's files): leave the folder
+
+
+def save_config(cfg: CPEConfig, run_dir: str | Path) -> Path:
+    """The run's resolved config as ``config.yaml``: what resumes compare and reports
+    read. It holds key variables' names only (validation refuses a config with a key)."""
+    path = Path(run_dir) / CONFIG_FILE
+    path.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    return path
 
 
 def check_same_run(cfg: CPEConfig) -> None:

@@ -57,11 +57,13 @@ class WeightSender:
         return metas
 
     def rendezvous_address(self) -> tuple[str, int]:
-        """This node's address and a port free on it: rank 0 listens there for the
-        weight-sync group, so the port is probed here, not on the driver's node."""
-        from cpe.learner.dist import free_port, node_ip
+        """The address rank 0 listens on for the weight-sync group (loopback on a
+        one-node cluster, else this node's IP; vLLM's store binds exactly it) and a port
+        free there, probed here, not on the driver's node."""
+        from cpe.learner.dist import free_port, rendezvous_host
 
-        return node_ip(), free_port("0.0.0.0")
+        host = rendezvous_host()
+        return host, free_port(host)
 
     def init_weight_sender(self, master_address: str, master_port: int, world_size: int) -> None:
         if self.rank != 0:

@@ -1,5 +1,7 @@
-"""A run killed (SIGKILL) after a checkpoint and resumed with trainer.resume=auto trains
-on exactly the prompts of an uninterrupted run and ends with the same metrics."""
+"""A driver SIGKILLed during generation, during the update and during a checkpoint
+write (cpe.failpoints points), resumed each time with trainer.resume=auto, trains on exactly
+the prompts of an uninterrupted run and ends with the same metrics; the checkpoint cut
+short is never loaded."""
 
 from __future__ import annotations
 
@@ -8,9 +10,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from cpe.trainer.checkpoint import CheckpointManager
 from cpe.trainer.metrics import read_metrics
 
 STEPS = 3
@@ -24,7 +26,10 @@ OVERRIDES = [
 ]
 
 
-def _kill_after_checkpoint(run_dir: Path, step: int, timeout_s: float = 420) -> None:
+def _train_until_killed(run_dir: Path, fault: str, timeout_s: float = 420) -> None:
+    """``cpe.train`` (resuming whatever run_dir holds) with ``CPE_FAILPOINT=fault``: the
+    driver SIGKILLs itself at that point; then the rest of its process group (the local
+    Ray it started) goes too, as a lost node's would."""
     cmd = [
         sys.executable,
         "-m",
@@ -33,23 +38,25 @@ def _kill_after_checkpoint(run_dir: Path, step: int, timeout_s: float = 420) -> 
         f"logging.run_dir={run_dir}",
         "logging.wandb_mode=disabled",
         "logging.progress=false",
+        "trainer.resume=auto",
         *OVERRIDES,
     ]
-    log = (run_dir.parent / "killed_run.log").open("w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    marker = run_dir / "checkpoints" / f"step_{step:06d}" / "COMPLETE"
-    deadline = time.time() + timeout_s
-    try:
-        while not marker.exists():
-            assert proc.poll() is None, f"run exited early, see {log.name}"
-            assert time.time() < deadline, "no checkpoint in time"
-            time.sleep(0.5)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert not (run_dir / "checkpoints" / f"step_{STEPS:06d}").exists(), (
-        "killed too late to test resume"
-    )
+    log_path = run_dir.parent / f"killed_at_{fault.replace(':', '_')}.log"
+    env = {**os.environ, "CPE_FAILPOINT": fault}
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
+        try:
+            code = proc.wait(timeout=timeout_s)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert code == -signal.SIGKILL, f"{fault}: exit {code}, see {log_path}"
+
+
+def _complete_steps(run_dir: Path) -> list[int]:
+    return [s for s, _ in CheckpointManager(run_dir).complete()]
 
 
 def _ids_per_step(run_dir: Path) -> list[list[str]]:
@@ -62,14 +69,23 @@ def _ids_per_step(run_dir: Path) -> list[list[str]]:
     ]
 
 
-def test_killed_run_resumes_to_the_same_result(
+def test_a_driver_killed_while_generating_updating_and_checkpointing_resumes_exactly(
     ray_session, tiny_config, train_in_process, tmp_path
 ):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     train_in_process(tiny_config(straight, *OVERRIDES), STEPS)
 
-    _kill_after_checkpoint(resumed, step=2)
+    _train_until_killed(resumed, "generate:2")  # engines busy with step 2's prompts
+    assert _complete_steps(resumed) == [1]
+    _train_until_killed(resumed, "update:3")  # resumed from 1; learners mid-update in 3
+    assert _complete_steps(resumed) == [1, 2]
+    _train_until_killed(resumed, "checkpoint:3")  # state written, no COMPLETE marker yet
+    assert _complete_steps(resumed) == [1, 2]
+    partial = resumed / "checkpoints" / "step_000003.partial"
+    assert (partial / "policy_state").is_dir() and not (partial / "COMPLETE").exists()
+
     train_in_process(tiny_config(resumed, *OVERRIDES, "trainer.resume=auto"), STEPS)
+    assert _complete_steps(resumed) == [1, 2, 3] and not partial.exists()
 
     a, b = read_metrics(straight / "metrics.jsonl"), read_metrics(resumed / "metrics.jsonl")
     assert [r["step"] for r in b] == [1, 2, 3]  # nothing lost, nothing logged twice

@@ -1,6 +1,7 @@
 """The submit helper's plan: job id, run folder, entrypoint, runtime env, token auth."""
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -160,3 +161,28 @@ def test_other_submit_errors_are_not_retried(tmp_path):
     with pytest.raises(RuntimeError, match="runtime_env is invalid"):
         submit.submit(client, job_plan([], tmp_path), {})
     assert client.submitted == []
+
+
+class FinishedCluster:
+    """The Job SDK calls a failure report makes, on a job that ended."""
+
+    def __init__(self, message: str, log: str):
+        self.message, self.log = message, log
+
+    def get_job_info(self, job_id):
+        return SimpleNamespace(message=self.message)
+
+    def get_job_logs(self, job_id):
+        return self.log
+
+
+def test_a_failed_job_is_reported_with_ray_message_and_its_last_log_lines():
+    log = "".join(f"line {i}\n" for i in range(100)) + "ValueError: data.train_path missing\n"
+    client = FinishedCluster("Job entrypoint command failed with exit code 1", log)
+    report = submit.failure_report(client, "cpe-x-0", "FAILED", lines=3)
+    assert report.splitlines() == [
+        "job cpe-x-0 FAILED: Job entrypoint command failed with exit code 1",
+        "line 98",
+        "line 99",
+        "ValueError: data.train_path missing",
+    ]

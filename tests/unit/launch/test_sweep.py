@@ -15,6 +15,10 @@ def make_point(sweep: Path, name: str, selection: str, ratio: float, rewards: li
         "name": "tiny_cpu",
         "algorithm": {"selection": selection, "edit_ratio": ratio},
         "logging": {"run_dir": str(point), "wandb_group": sweep.name},
+        # Other tools' stamped folders differ between any two starts: never a swept key.
+        "label": {"output_dir": f"runs/label-20261130-10150{name}"},
+        "sft": {"output_dir": f"runs/sft-20261130-10150{name}"},
+        "compare": {"output_dir": f"runs/compare-20261130-10150{name}"},
     }
     (point / "config.yaml").write_text(yaml.safe_dump(config))
     rows = [

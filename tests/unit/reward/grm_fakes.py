@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,13 +44,15 @@ class ChatServer:
     """An OpenAI-style ``/v1/chat/completions`` server on 127.0.0.1, in its own thread.
 
     ``respond(n, body)`` gets the 1-based request number and the JSON body and returns
-    a :class:`Response`. Records bodies, headers and the peak number of requests in flight.
+    a :class:`Response`. Records bodies, headers, arrival times (``time.monotonic``) and
+    the peak number of requests in flight.
     """
 
     def __init__(self, respond: Callable[[int, dict[str, Any]], Response]):
         self.respond = respond
         self.bodies: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.times: list[float] = []
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -70,6 +74,7 @@ class ChatServer:
         with self._lock:
             self.bodies.append(body)
             self.headers.append(dict(request.headers))
+            self.times.append(time.monotonic())
             number = len(self.bodies)
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -105,6 +110,133 @@ class ChatServer:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._loop.close()
+
+
+HANG, RESET, CUT, TRICKLE = "hang", "reset", "cut", "trickle"
+TRICKLE_BYTES, TRICKLE_EVERY_S = 2, 0.1
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 for faults an HTTP framework will not produce.
+
+    ``act(n)`` gets the 1-based request number, once the request has fully arrived, and
+    returns what to do with that connection: ``HANG`` (say nothing and hold the socket
+    until the client gives up), ``RESET`` (abort it: the client sees a TCP reset),
+    ``CUT`` (send the head of a 200 response and half its body, then close), ``TRICKLE``
+    (a good 200 response, ``TRICKLE_BYTES`` every ``TRICKLE_EVERY_S``), or the text of a
+    chat completion to answer with. Records request heads and arrival times.
+    """
+
+    def __init__(self, act: Callable[[int], str]):
+        self.act = act
+        self.heads: list[str] = []
+        self.times: list[float] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.1)
+        self.port = self._sock.getsockname()[1]
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def count(self) -> int:
+        return len(self.heads)
+
+    def start(self) -> RawServer:
+        self._threads[0].start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in list(self._threads):
+            thread.join(timeout=5)
+        self._sock.close()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        # One request per connection: every reply closes it.
+        with conn:
+            head = _read_request(conn)
+            if head is None:
+                return
+            with self._lock:
+                self.heads.append(head)
+                self.times.append(time.monotonic())
+                number = len(self.heads)
+            self._answer(conn, self.act(number))
+
+    def _answer(self, conn: socket.socket, action: str) -> None:
+        if action == HANG:
+            self._stop.wait()
+        elif action == RESET:
+            # SO_LINGER 0: close() sends RST instead of FIN.
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        elif action == CUT:
+            whole = _http_ok(chat_body(GOOD_OUTPUT))
+            conn.sendall(whole[: len(whole) - 40])  # Content-Length promises 40 more bytes
+        elif action == TRICKLE:
+            self._trickle(conn, _http_ok(chat_body(GOOD_OUTPUT)))
+        else:
+            conn.sendall(_http_ok(chat_body(action)))
+
+    def _trickle(self, conn: socket.socket, data: bytes) -> None:
+        for start in range(0, len(data), TRICKLE_BYTES):
+            if self._stop.wait(TRICKLE_EVERY_S):
+                return
+            try:
+                conn.sendall(data[start : start + TRICKLE_BYTES])
+            except OSError:  # the client gave up
+                return
+
+
+def _read_request(conn: socket.socket) -> str | None:
+    """The request head once head and body have arrived (None if the client left)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    text = head.decode("latin-1")
+    length = next(
+        (
+            int(line.split(":", 1)[1])
+            for line in text.split("\r\n")
+            if line.lower().startswith("content-length:")
+        ),
+        0,
+    )
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        body += chunk
+    return text
+
+
+def _http_ok(body: str) -> bytes:
+    data = body.encode()
+    head = (
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + data
 
 
 class FakeEngine:

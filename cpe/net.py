@@ -1,0 +1,44 @@
+"""Which addresses cpe's own listeners use, and which URLs stay on this machine.
+
+Every torch.distributed rendezvous cpe starts (the learner groups, the NCCL weight-sync
+group) listens on one address: loopback while the Ray cluster is a single node, else the
+node's own IP as Ray reports it, never every interface.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlparse
+
+LOOPBACK = "127.0.0.1"
+
+
+def is_loopback(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 or ``localhost``; a name that needs DNS is not trusted to be."""
+    if not host:
+        return False
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def is_plaintext_remote(url: str) -> bool:
+    """An ``http://`` URL whose host is not this machine: what it carries travels in clear."""
+    parsed = urlparse(url.strip())
+    return parsed.scheme.lower() == "http" and not is_loopback(parsed.hostname)
+
+
+def listen_host(node_ip: str, nodes: int) -> str:
+    """Where a rendezvous listens: loopback on a one-node cluster (nothing outside this
+    machine needs it), else this node's IP, the one address the other nodes dial."""
+    return LOOPBACK if nodes <= 1 else node_ip
+
+
+def bound_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on exactly ``host:port`` (IPv4 or IPv6)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host.strip("[]"), port), family=family, backlog=1024)
