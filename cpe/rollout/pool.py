@@ -58,6 +58,8 @@ class EnginePool:
         self.start, self.restarts, self.name = start, restarts, name
         self.faults = faults or FaultLog()
         self.bring_up: Callable[[list[int]], Any] | None = None
+        # Set when the engines' feed cannot reach a rebuilt engine: a death then stops here.
+        self.rebuild_refusal: str | None = None
         self._died, self._kill = died, kill or _ray_kill
         self._bringing_up = False
 
@@ -176,6 +178,8 @@ class EnginePool:
 
     def _revive(self, i: int, what: str, cause: BaseException, left: dict[int, int]) -> None:
         """A new engine on slot ``i``, brought to the current weights."""
+        if self.rebuild_refusal:
+            raise RuntimeError(f"{self.name} engine {i} died during {what}: {self.rebuild_refusal}")
         while True:
             left[i] -= 1
             self._kill(self.actors[i])  # a merely unreachable actor would keep the bundle

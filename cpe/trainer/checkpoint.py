@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import shutil
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ MANIFEST = "MANIFEST.json"
 #: Suffixes of folders that are not checkpoints: being written, or being deleted.
 PARTIAL, DELETED = ".partial", ".deleted"
 _HASH_CHUNK = 1 << 22
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
@@ -91,7 +93,10 @@ class CheckpointManager:
         if final.exists():  # a resume from an older checkpoint saves this step again
             self._delete(final)
         rename_durably(tmp, final)
-        self._prune(final)
+        try:
+            self._prune(step)
+        except OSError as exc:  # the new checkpoint is sealed: a failed clean-up is not fatal
+            log.warning("checkpoint step %d is written; pruning older ones failed: %s", step, exc)
         return final
 
     def complete(self) -> list[tuple[int, Path]]:
@@ -108,11 +113,17 @@ class CheckpointManager:
         done = self.complete()
         return done[-1][1] if done else None
 
-    def _prune(self, newest: Path) -> None:
-        """Keep ``newest`` (the one just written, whatever its step) and the ``keep - 1``
-        highest-step others; remove leftovers of interrupted writes and deletes."""
-        others = [path for _, path in self.complete() if path != newest]
-        for path in others[: max(0, len(others) - (self.keep - 1))]:
+    def _prune(self, newest: int) -> None:
+        """Keep checkpoint ``newest`` (the one just written) and the ``keep - 1`` highest
+        steps below it; remove leftovers of interrupted writes and deletes. Steps above it
+        belong to the run this one was resumed away from (an older folder given to
+        ``trainer.resume``): kept, ``resume=auto`` would go back to them."""
+        done = self.complete()
+        abandoned = [path for s, path in done if s > newest]
+        if abandoned:
+            log.warning("checkpoint step %d replaces the later %s", newest, abandoned)
+        older = [path for s, path in done if s < newest]
+        for path in abandoned + older[: max(0, len(older) - (self.keep - 1))]:
             self._delete(path)
         for stale in [*self.root.glob(f"*{PARTIAL}"), *self.root.glob(f"*{DELETED}")]:
             shutil.rmtree(stale, ignore_errors=True)
@@ -146,7 +157,11 @@ def verify_manifest(folder: Path) -> None:
             f"{folder} has no {MANIFEST}: not a checkpoint this version of cpe wrote, so it "
             "is not loaded (its pickled state could run code)"
         )
-    entries = json.loads(manifest.read_text())["files"]
+    try:
+        entries = json.loads(manifest.read_text())["files"]
+        sizes = {name: (int(e["bytes"]), str(e["sha256"])) for name, e in entries.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(f"{manifest} is malformed ({exc!r}); refusing to load") from None
     present = {
         str(p.relative_to(folder))
         for p in folder.rglob("*")
@@ -154,11 +169,11 @@ def verify_manifest(folder: Path) -> None:
     }
     if extra := sorted(present - set(entries)):
         raise CheckpointError(f"{folder}: {extra[0]} is not in {MANIFEST}; refusing to load")
-    for name, entry in entries.items():
+    for name, (size, digest) in sizes.items():
         path = folder / name
         if not path.is_file():
             raise CheckpointError(f"{folder}: {name} is listed in {MANIFEST} but missing")
-        if path.stat().st_size != entry["bytes"] or _sha256(path) != entry["sha256"]:
+        if path.stat().st_size != size or _sha256(path) != digest:
             raise CheckpointError(
                 f"{folder}: {name} differs from what cpe wrote ({MANIFEST}); refusing to load"
             )
@@ -175,6 +190,8 @@ def _sha256(path: Path) -> str:
 def _root_cause(exc: BaseException) -> str:
     """The innermost error's one-line text (a learner's OSError inside Ray's task error)."""
     for _ in range(16):  # a chain, not a cycle, but never loop on a malformed one
+        if type(exc).__module__.startswith("cpe."):
+            break  # cpe's own errors (LearnerDied) already say what happened
         inner = getattr(exc, "cause", None) or exc.__cause__
         if not isinstance(inner, BaseException) or inner is exc:
             break

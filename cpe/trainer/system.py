@@ -240,6 +240,7 @@ def _weight_sync(cfg: CPEConfig, system: System, check: SyncCheck):
     )
     # A rebuilt rollout engine starts from the base model: the sync loads the policy in.
     system.rollout.bring_up = sync.bring_up
+    system.rollout.rebuild_refusal = sync.rebuild_refusal()
     return sync
 
 

@@ -85,6 +85,11 @@ class PushAndCheck(ABC):
         if self.version:
             self.load_into(engines, self.version)
 
+    def rebuild_refusal(self) -> str | None:
+        """Why a dead rollout engine cannot be rebuilt under this transport (the pool
+        then stops at once instead of starting an engine it cannot feed), or None."""
+        return None
+
     def load_into(self, engines: list[int], version: int) -> None:
         raise NotImplementedError(
             f"cluster.weight_sync={self.name} cannot bring a rebuilt rollout engine to the "
@@ -197,6 +202,13 @@ class NcclBroadcastSync(PushAndCheck):
     def reset(self) -> None:
         # A broken broadcast leaves the group unusable, and its members blocked in NCCL.
         self._ready = False
+
+    def rebuild_refusal(self) -> str | None:
+        # A new engine cannot join the NCCL group the others already formed.
+        return (
+            "cluster.weight_sync=nccl cannot bring a rebuilt rollout engine into its "
+            "broadcast group; resume from the last checkpoint with trainer.resume=auto"
+        )
 
     def transfer(self, version: int) -> dict[str, float]:
         if not self._ready:

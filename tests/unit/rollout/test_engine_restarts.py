@@ -16,7 +16,7 @@ from unit.fakes import FakeLearners
 from cpe.cluster.faults import FaultLog
 from cpe.rollout.pool import EnginePool
 from cpe.types import SamplingSpec
-from cpe.weight_sync.backends import ObjectStoreSync, SyncCheck
+from cpe.weight_sync.backends import NcclBroadcastSync, ObjectStoreSync, SyncCheck
 
 
 class Died(Exception):
@@ -187,3 +187,13 @@ def test_other_errors_and_a_zero_budget_are_raised_without_a_restart():
     with pytest.raises(Died):
         pool.generate(PROMPTS, SamplingSpec())
     assert slots.started == []
+
+
+def test_a_transport_that_cannot_feed_a_rebuilt_engine_stops_before_starting_one():
+    engines = [FakeEngine(0, dies_on=("generate",))]
+    slots = Slots()
+    pool, faults = pool_of(engines, slots)
+    pool.rebuild_refusal = NcclBroadcastSync.rebuild_refusal(None)
+    with pytest.raises(RuntimeError, match="rollout engine 0 died during generate: .*nccl"):
+        pool.generate(PROMPTS, SamplingSpec())
+    assert slots.started == [] and faults.pop() == {"faults/engine_restarts": 0.0}

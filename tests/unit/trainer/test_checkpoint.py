@@ -6,6 +6,7 @@ import subprocess
 
 import pytest
 
+from cpe.learner.group import LearnerDied
 from cpe.trainer.checkpoint import (
     MANIFEST,
     CheckpointError,
@@ -84,6 +85,24 @@ def test_rotation_keeps_the_checkpoint_just_written_even_at_a_lower_step(tmp_pat
     assert [s for s, _ in mgr.complete()] == [13, 14]
 
 
+def test_a_run_resumed_from_an_older_folder_drops_the_abandoned_later_ones(tmp_path):
+    mgr = CheckpointManager(tmp_path, keep=3)
+    for step in (10, 11, 12):
+        save(mgr, step, payload=f"first run {step}")
+    save(mgr, 11, payload="resumed from 10")  # trainer.resume=.../step_000010
+    assert [s for s, _ in mgr.complete()] == [10, 11]
+    latest = resolve_resume("auto", mgr)
+    assert (latest / "policy_state" / "rank0.pt").read_text() == "resumed from 10"
+
+
+def test_a_malformed_manifest_is_refused_naming_it(tmp_path):
+    mgr = CheckpointManager(tmp_path)
+    save(mgr, 1)
+    (mgr.latest() / MANIFEST).write_text('{"files": {"driver.json": {"bytes": "x"}}}')
+    with pytest.raises(CheckpointError, match="MANIFEST.json is malformed"):
+        resolve_resume("auto", mgr)
+
+
 def test_a_step_saved_again_replaces_its_folder(tmp_path):
     mgr = CheckpointManager(tmp_path, keep=3)
     save(mgr, 2, payload="first")
@@ -116,6 +135,13 @@ def test_a_learner_error_inside_a_ray_task_error_is_named_by_its_root_cause(tmp_
     with pytest.raises(CheckpointError, match=r"PermissionError: denied; there is no earlier"):
         with mgr.writing(1, {"step": 1}):
             raise TaskError(PermissionError("denied"))
+    # cpe's own errors already name what happened: the walk stops there
+    with pytest.raises(CheckpointError, match=r"LearnerDied: policy rank 1 \(pid 7\) died"):
+        with mgr.writing(1, {"step": 1}):
+            try:
+                raise TaskError(PermissionError("inner"))
+            except TaskError as exc:
+                raise LearnerDied("policy rank 1 (pid 7) died during save") from exc
 
 
 @pytest.fixture
