@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from integration.train.tiny_runs import train_command
 
 from cpe.trainer.checkpoint import CheckpointManager, resolve_resume
 
@@ -33,20 +33,14 @@ def test_a_full_disk_during_a_save_stops_the_run_and_keeps_the_last_checkpoint(
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "checkpoints").symlink_to(small_disk)  # only checkpoints go to the small disk
-    cmd = [
-        sys.executable,
-        "-m",
-        "cpe.train",
-        "experiment=tiny_cpu",
-        f"logging.run_dir={run_dir}",
-        "logging.wandb_mode=disabled",
-        "logging.progress=false",
+    cmd = train_command(
+        run_dir,
         "grm=python",
         "grm.python_function=cpe.reward.rules:letter_reward",
         "cluster.pools.grm.engines=0",
         "trainer.total_steps=3",
         "trainer.save_every=1",
-    ]
+    )
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     out = done.stdout + done.stderr
     assert done.returncode == 1, out[-3000:]

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from integration.train.tiny_runs import train_command
 from unit.reward.grm_fakes import ChatServer, Response
 
 from cpe.trainer.checkpoint import CheckpointManager
@@ -52,20 +52,14 @@ def test_a_grm_answering_garbage_stops_the_run_before_training_on_it(tmp_path):
 
 
 def _train(run_dir: Path, base_url: str) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "cpe.train",
-        "experiment=tiny_cpu",
-        f"logging.run_dir={run_dir}",
-        "logging.wandb_mode=disabled",
-        "logging.progress=false",
+    cmd = train_command(
+        run_dir,
         "grm=openai",
         "cluster.pools.grm.engines=0",
         f"grm.openai.base_url={base_url}",
         "grm.openai.max_retries=0",
         "trainer.total_steps=3",
         "trainer.save_every=1",
-    ]
+    )
     env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)

@@ -9,8 +9,9 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
+
+from integration.train.tiny_runs import train_command
 
 from cpe.trainer.checkpoint import CheckpointManager
 from cpe.trainer.metrics import read_metrics
@@ -30,17 +31,11 @@ def _train_until_killed(run_dir: Path, fault: str, timeout_s: float = 420) -> No
     """``cpe.train`` (resuming whatever run_dir holds) with ``CPE_FAILPOINT=fault``: the
     driver SIGKILLs itself at that point; then the rest of its process group (the local
     Ray it started) goes too, as a lost node's would."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "cpe.train",
-        "experiment=tiny_cpu",
-        f"logging.run_dir={run_dir}",
-        "logging.wandb_mode=disabled",
-        "logging.progress=false",
+    cmd = train_command(
+        run_dir,
         "trainer.resume=auto",
         *OVERRIDES,
-    ]
+    )
     log_path = run_dir.parent / f"killed_at_{fault.replace(':', '_')}.log"
     env = {**os.environ, "CPE_FAILPOINT": fault}
     with log_path.open("w") as log:
