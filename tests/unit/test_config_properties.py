@@ -6,7 +6,6 @@ run folder left as it was."""
 from __future__ import annotations
 
 import string
-from pathlib import Path
 
 import pytest
 from hydra.errors import HydraException
@@ -14,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from unit.run_folders import existing_run, snapshot
 
 from cpe.compose import CONF_DIR, RENAMED, compose, one_line_error, to_typed
 from cpe.train import train_once
@@ -106,8 +106,8 @@ def test_overrides_validate_or_fail_with_one_line_naming_the_key(given_overrides
 @CONFIG_SETTINGS
 @given(given_overrides=st.lists(overrides, min_size=1, max_size=2))
 def test_a_config_error_exits_2_and_leaves_the_run_folder_alone(tmp_path, capsys, given_overrides):
-    run = _existing_run(tmp_path / "run")
-    before = _snapshot(run)
+    run = existing_run(tmp_path / "run", with_config=True)
+    before = snapshot(run)
     try:
         composed = compose([*BASE, f"logging.run_dir={run}", *given_overrides])
     except Exception:  # noqa: BLE001 - composition errors are the property above
@@ -120,26 +120,4 @@ def test_a_config_error_exits_2_and_leaves_the_run_folder_alone(tmp_path, capsys
         train_once(composed)
     assert info.value.code == 2
     assert capsys.readouterr().err == f"config error: {one_line_error(expected)}\n"
-    assert _snapshot(run) == before
-
-
-def _existing_run(run: Path) -> Path:
-    """A run folder as a killed run leaves it: config, metrics, samples, a checkpoint."""
-    if run.exists():
-        return run
-    (run / "samples").mkdir(parents=True)
-    (run / "checkpoints" / "step_2").mkdir(parents=True)
-    (run / "config.yaml").write_text("name: tiny_cpu\n")
-    (run / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2}\n')
-    (run / "samples" / "step_2.jsonl").write_text('{"question": "q"}\n')
-    (run / "checkpoints" / "step_2" / "COMPLETE").write_text("")
-    (run / "checkpoints" / "step_2" / "driver.json").write_text('{"step": 2}')
-    return run
-
-
-def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
-    return {
-        str(path.relative_to(folder)): (path.read_bytes(), path.stat().st_mtime_ns)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
+    assert snapshot(run) == before

@@ -29,6 +29,7 @@ from unit.data.data_strategies import (
     with_raw_value,
     write_lines,
 )
+from unit.run_folders import existing_run, snapshot
 
 from cpe.compose import load_config
 from cpe.data import DataError, load_records
@@ -180,7 +181,7 @@ def _personas(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def train_config(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bad-data")
-    run = _existing_run(folder / "run")
+    run = existing_run(folder / "run")
     overrides = [
         "data=jsonl",
         f"data.train_path={folder / 'train.jsonl'}",
@@ -198,7 +199,7 @@ def test_bad_data_stops_the_run_with_exit_2_and_leaves_its_folder_alone(
     path = folder / "train.jsonl"
     write_lines(path, lines)
     cfg = replace(cfg, data=replace(cfg.data, train_path=str(path)))
-    before = _snapshot(Path(cfg.logging.run_dir))
+    before = snapshot(Path(cfg.logging.run_dir))
     capsys.readouterr()
     try:
         checked_records(cfg)
@@ -208,23 +209,4 @@ def test_bad_data_stops_the_run_with_exit_2_and_leaves_its_folder_alone(
         assert err.startswith("error: ") and err.endswith("\n")
         if any(line.fault for line in lines):
             assert str(path) in err
-    assert _snapshot(Path(cfg.logging.run_dir)) == before
-
-
-def _existing_run(run: Path) -> Path:
-    """A run folder as a killed run leaves it: metrics, samples, a complete checkpoint."""
-    (run / "samples").mkdir(parents=True)
-    (run / "checkpoints" / "step_2").mkdir(parents=True)
-    (run / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2}\n')
-    (run / "samples" / "step_2.jsonl").write_text('{"question": "q"}\n')
-    (run / "checkpoints" / "step_2" / "COMPLETE").write_text("")
-    (run / "checkpoints" / "step_2" / "driver.json").write_text('{"step": 2}')
-    return run
-
-
-def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
-    return {
-        str(path.relative_to(folder)): (path.read_bytes(), path.stat().st_mtime_ns)
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
+    assert snapshot(Path(cfg.logging.run_dir)) == before
