@@ -4,6 +4,7 @@ wrong, each line labelled with the fault it must be reported for."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,17 @@ def unreadable_line(draw, row: dict) -> Line:
 
 
 blank_lines = st.sampled_from([b"", b"   ", b"\t", b"\r"]).map(Line)
+
+
+def any_line(draw, row: dict, faulty: Callable[[dict], st.SearchStrategy[Line]]) -> Line:
+    """A line after the first of a file: ``row`` as it is (twice as likely), with one
+    faulty field (``faulty(row)``), unreadable, or blank."""
+    kind = draw(st.sampled_from(["valid", "valid", "field", "line", "blank"]))
+    if kind == "valid":
+        return Line(encode(row))
+    if kind == "field":
+        return draw(faulty(row))
+    return draw(unreadable_line(row) if kind == "line" else blank_lines)
 
 
 def write_lines(path: Path, lines: list[Line], crlf: bool = False, bom: bool = False) -> None:

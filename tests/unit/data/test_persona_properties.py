@@ -14,6 +14,7 @@ from unit.data.data_strategies import (
     SURROGATE_ESCAPE,
     WHOLE_LINE,
     Line,
+    any_line,
     blank_lines,
     blank_texts,
     check_report,
@@ -70,16 +71,7 @@ def faulty_keyed_row(draw, row: dict) -> Line:
 def keyed_file(draw) -> list[Line]:
     lines = [Line(encode({"user_id": "u0", "persona": {"name": "first"}}))]
     for index in range(1, draw(st.integers(0, 10))):
-        row = draw(keyed_row(index))
-        kind = draw(st.sampled_from(["valid", "valid", "field", "line", "blank"]))
-        if kind == "valid":
-            lines.append(Line(encode(row)))
-        elif kind == "field":
-            lines.append(draw(faulty_keyed_row(row)))
-        elif kind == "line":
-            lines.append(draw(unreadable_line(row)))
-        else:
-            lines.append(draw(blank_lines))
+        lines.append(any_line(draw, draw(keyed_row(index)), faulty_keyed_row))
     return lines
 
 

@@ -16,6 +16,7 @@ from unit.data.data_strategies import (
     PROPERTY_SETTINGS,
     SURROGATE_ESCAPE,
     Line,
+    any_line,
     blank_lines,
     blank_texts,
     check_report,
@@ -25,7 +26,6 @@ from unit.data.data_strategies import (
     personas,
     scalars,
     texts,
-    unreadable_line,
     with_raw_value,
     write_lines,
 )
@@ -129,15 +129,7 @@ def records_file(draw) -> list[Line]:
     lines = [Line(encode(first))]
     for index in range(1, draw(st.integers(0, 12))):
         row = draw(valid_row(index))
-        kind = draw(st.sampled_from(["valid", "valid", "field", "line", "blank"]))
-        if kind == "valid":
-            lines.append(Line(encode(row)))
-        elif kind == "field":
-            lines.append(draw(faulty_row(row, first["id"])))
-        elif kind == "line":
-            lines.append(draw(unreadable_line(row)))
-        else:
-            lines.append(draw(blank_lines))
+        lines.append(any_line(draw, row, lambda r: faulty_row(r, first["id"])))
     return lines
 
 
