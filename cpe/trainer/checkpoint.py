@@ -138,7 +138,7 @@ class CheckpointManager:
 
 
 def write_manifest(folder: Path) -> None:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MARKER)
+    files = _state_files(folder)
     with ThreadPoolExecutor(max_workers=4) as pool:  # hashlib releases the GIL
         digests = list(pool.map(_sha256, files))
     entries = {
@@ -162,11 +162,7 @@ def verify_manifest(folder: Path) -> None:
         sizes = {name: (int(e["bytes"]), str(e["sha256"])) for name, e in entries.items()}
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CheckpointError(f"{manifest} is malformed ({exc!r}); refusing to load") from None
-    present = {
-        str(p.relative_to(folder))
-        for p in folder.rglob("*")
-        if p.is_file() and p.name not in (MARKER, MANIFEST)
-    }
+    present = {str(p.relative_to(folder)) for p in _state_files(folder)}
     if extra := sorted(present - set(entries)):
         raise CheckpointError(f"{folder}: {extra[0]} is not in {MANIFEST}; refusing to load")
     for name, (size, digest) in sizes.items():
@@ -177,6 +173,11 @@ def verify_manifest(folder: Path) -> None:
             raise CheckpointError(
                 f"{folder}: {name} differs from what cpe wrote ({MANIFEST}); refusing to load"
             )
+
+
+def _state_files(folder: Path) -> list[Path]:
+    """Every file the manifest covers: all but the manifest itself and the marker."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (MARKER, MANIFEST))
 
 
 def _sha256(path: Path) -> str:
