@@ -20,7 +20,6 @@ from grm_fakes import (
     TRICKLE,
     TRICKLE_BYTES,
     TRICKLE_EVERY_S,
-    RawServer,
     Response,
     failure,
 )
@@ -32,20 +31,6 @@ from cpe.reward.openai_backend import OpenAIBackend, item_deadline_s
 GOOD_REWARD = 0.35 * 3 + 0.40 * 2 + 0.25 * 4  # GOOD_OUTPUT's scores (3, 2, 4)
 CLIENT_BACKOFF_S = (0.5, 1.0)  # the most the client waits before retry 1, 2
 SLACK_S = 3.0  # a busy 2-core host
-
-
-@pytest.fixture
-def raw_server():
-    servers: list[RawServer] = []
-
-    def start(act):
-        server = RawServer(act).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def backend(server, timeout_s=2.0, max_retries=2, concurrency=8) -> OpenAIBackend:
