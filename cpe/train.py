@@ -22,25 +22,26 @@ from omegaconf import DictConfig, OmegaConf
 from cpe.compose import CONF_DIR, compose, one_line_error, to_typed
 from cpe.config import CPEConfig
 from cpe.data import DataError
-from cpe.data.records import Record
 from cpe.launch.sweep import record_failed_point
 from cpe.logs import error_banner, explain_once, interrupted_message, quiet_third_party
-from cpe.trainer.checkpoint import CheckpointManager
-from cpe.trainer.preflight import prepare, total_steps
+from cpe.trainer.checkpoint import CheckpointError, CheckpointManager
+from cpe.trainer.preflight import Preflight, prepare, total_steps
 from cpe.trainer.run_folder import claim_new, names_new_run, release_unused, save_config
 from cpe.validate import validate
 
 
-def run(cfg: CPEConfig, train: list[Record] | None = None) -> Path:
-    """Train; returns the run folder."""
+def run(cfg: CPEConfig, ready: Preflight | None = None) -> Path:
+    """Train (``ready``: what :func:`prepare` found, else it runs here); returns the run folder."""
     from cpe.trainer.system import build_driver
 
-    train = prepare(cfg) if train is None else train
+    ready = ready or prepare(cfg)
     run_dir = Path(cfg.logging.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir)
     started = time.time()
-    driver, system = build_driver(cfg, train, total_steps(cfg, len(train)))
+    driver, system = build_driver(
+        cfg, ready.train, total_steps(cfg, len(ready.train)), ready.resume
+    )
     try:
         driver.fit()
     except KeyboardInterrupt:
@@ -82,11 +83,11 @@ def claim_run_folder(cfg: CPEConfig, dcfg: DictConfig) -> tuple[CPEConfig, bool]
     return dataclasses.replace(cfg, logging=logging_cfg), True
 
 
-def checked_records(cfg: CPEConfig) -> list[Record]:
-    """The training records once the cheap checks pass; bad input exits 2 with one line."""
+def checked_start(cfg: CPEConfig) -> Preflight:
+    """What :func:`prepare` finds; bad input (a refused checkpoint too) exits 2 with one line."""
     try:
         return prepare(cfg)
-    except (DataError, ValueError, FileNotFoundError) as exc:
+    except (DataError, ValueError, FileNotFoundError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 
@@ -114,13 +115,13 @@ def train_once(dcfg: DictConfig) -> None:
     explain_once(cfg.cluster.device)
     cfg, claimed = claim_run_folder(cfg, dcfg)
     try:
-        train = checked_records(cfg)
+        ready = checked_start(cfg)
     except SystemExit:
         if claimed:
             release_unused(cfg.logging.run_dir)
         raise
     try:
-        run(cfg, train)
+        run(cfg, ready)
     except KeyboardInterrupt:
         latest = CheckpointManager(cfg.logging.run_dir).latest()
         overrides = list(HydraConfig.get().overrides.task)

@@ -1,9 +1,10 @@
 """The cheap start-up checks: data readable and valid, run folder usable, models
-findable, every prompt within its token budget. Seconds, no Ray: a bad input never
-costs a cluster start-up."""
+findable, every prompt within its token budget, the checkpoint to resume one cpe wrote.
+No Ray: a bad input never costs a cluster start-up."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from cpe.cluster.memory_plan import check_layout_fits
@@ -11,10 +12,20 @@ from cpe.config import CPEConfig
 from cpe.data.paths import load_path
 from cpe.data.records import Record
 from cpe.models.paths import check_model_path, model_roles, resolve_model_path
+from cpe.trainer.checkpoint import CheckpointManager, resolve_resume
 from cpe.trainer.run_folder import check_outlives_job, check_same_run
 from cpe.validate import ConfigError
 
 MAX_LISTED = 3  # offenders named in the error; the rest are counted
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What the checks hand to the run: its records, and the checkpoint it continues
+    from (manifest verified; None: a fresh start)."""
+
+    train: list[Record]
+    resume: Path | None
 
 
 def load_split(
@@ -31,8 +42,9 @@ def total_steps(cfg: CPEConfig, num_records: int) -> int:
     return max(1, cfg.trainer.epochs * (num_records // cfg.trainer.rollout_batch_prompts))
 
 
-def prepare(cfg: CPEConfig) -> list[Record]:
-    """The cheap checks: data readable and valid, run folder usable. Seconds, no Ray."""
+def prepare(cfg: CPEConfig) -> Preflight:
+    """The checks before Ray: data readable and valid, run folder usable, models and
+    prompts fit, the checkpoint to resume verified (the only part that reads much)."""
     data = cfg.data
     train = load_split(data.train_path, data.personas_path, data.format, data.max_train_records)
     if len(train) < cfg.trainer.rollout_batch_prompts:
@@ -57,7 +69,14 @@ def prepare(cfg: CPEConfig) -> list[Record]:
         from cpe.eval.sets import load_eval_set
 
         check_prompt_lengths(cfg, load_eval_set(cfg.eval), cfg.eval.data_path)
-    return train
+    return Preflight(train, resume_checkpoint(cfg))
+
+
+def resume_checkpoint(cfg: CPEConfig) -> Path | None:
+    """``trainer.resume`` as a checkpoint folder whose manifest checks out, or None.
+    Verified here, once: a checkpoint cpe refuses to load never costs a cluster start-up."""
+    manager = CheckpointManager(cfg.logging.run_dir, keep=cfg.trainer.keep_checkpoints)
+    return resolve_resume(cfg.trainer.resume, manager)
 
 
 def check_prompt_lengths(cfg: CPEConfig, records: list[Record], source: str | None = None) -> None:

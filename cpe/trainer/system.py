@@ -21,7 +21,7 @@ from cpe.models.paths import cache_dir_for_actors, model_roles, resolve_model_pa
 from cpe.reward.pools import GRMPool, start_grm_pool
 from cpe.rollout.launch import engine_pool
 from cpe.rollout.pool import EnginePool
-from cpe.trainer.checkpoint import CheckpointManager, read_driver_state, resolve_resume
+from cpe.trainer.checkpoint import CheckpointManager, read_driver_state
 from cpe.trainer.driver import Driver
 from cpe.trainer.makers import (
     MAKERS,
@@ -186,8 +186,12 @@ def start_system(cfg: CPEConfig, paths: dict[str, str], total_steps: int) -> Sys
     return System(placement, rollout, grm_pool, learners, started_ray, faults)
 
 
-def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple[Driver, System]:
-    """The running system and the driver around it; on failure the system is shut down."""
+def build_driver(
+    cfg: CPEConfig, train: list[Record], total_steps: int, resume: Path | None
+) -> tuple[Driver, System]:
+    """The running system and the driver around it, continuing from checkpoint ``resume``
+    (verified by the caller: :func:`cpe.trainer.preflight.resume_checkpoint`) if given;
+    on failure the system is shut down."""
     from cpe.prompts import PromptSet
 
     paths = model_paths(cfg)
@@ -196,7 +200,7 @@ def build_driver(cfg: CPEConfig, train: list[Record], total_steps: int) -> tuple
     prompter = Prompter(tokenizer, prompts, cfg.rollout.max_prompt_tokens, edit_prompt_budget(cfg))
     system = start_system(cfg, paths, total_steps)
     try:
-        return _driver(cfg, system, paths, prompter, train, total_steps), system
+        return _driver(cfg, system, paths, prompter, train, total_steps, resume), system
     except BaseException:
         system.shutdown()
         raise
@@ -251,6 +255,7 @@ def _driver(
     prompter: Prompter,
     train: list[Record],
     total_steps: int,
+    resume: Path | None,
 ) -> Driver:
     timer = PhaseTimer()
     maker = _maker(cfg, system, paths, prompter, timer)
@@ -261,7 +266,6 @@ def _driver(
         cfg, system, SyncCheck(check_prompts, cfg.trainer.sync_check_tokens, pad_id)
     )
     checkpoints = CheckpointManager(cfg.logging.run_dir, keep=cfg.trainer.keep_checkpoints)
-    resume = resolve_resume(cfg.trainer.resume, checkpoints)
     state = read_driver_state(resume) if resume else {"step": 0}
     lg = cfg.logging
     logger = MetricsLogger(

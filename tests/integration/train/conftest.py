@@ -24,10 +24,11 @@ def tiny_config():
 
 
 def _train(cfg, steps: int) -> None:
-    from cpe.trainer.preflight import load_split
+    from cpe.trainer.preflight import load_split, resume_checkpoint
     from cpe.trainer.system import build_driver
 
-    driver, system = build_driver(cfg, load_split("bundled:train", None, None, None), steps)
+    train = load_split("bundled:train", None, None, None)
+    driver, system = build_driver(cfg, train, steps, resume_checkpoint(cfg))
     try:
         driver.fit()
     finally:

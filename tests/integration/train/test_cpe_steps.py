@@ -25,7 +25,7 @@ def _weights(driver) -> dict[str, torch.Tensor]:
 def test_two_cpe_steps_keep_the_invariants(ray_session, tiny_config, tmp_path):
     cfg = tiny_config(tmp_path, "trainer.total_steps=2", "trainer.save_every=1")
     assert cfg.cluster.pools.policy.ranks == 2 and cfg.cluster.pools.value.ranks == 1
-    driver, system = build_driver(cfg, load_split("bundled:train", None, None, None), 2)
+    driver, system = build_driver(cfg, load_split("bundled:train", None, None, None), 2, None)
     try:
         before = _weights(driver)
         for _ in range(2):

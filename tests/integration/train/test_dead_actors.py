@@ -96,11 +96,12 @@ def _config(run_dir: Path, *extra: str):
 
 
 def _build(run_dir: Path, *extra: str):
-    from cpe.trainer.preflight import load_split
+    from cpe.trainer.preflight import load_split, resume_checkpoint
     from cpe.trainer.system import build_driver
 
+    cfg = _config(run_dir, *OVERRIDES, *extra)
     train = load_split("bundled:train", None, None, None)
-    return build_driver(_config(run_dir, *OVERRIDES, *extra), train, STEPS)
+    return build_driver(cfg, train, STEPS, resume_checkpoint(cfg))
 
 
 def _fit(run_dir: Path, *extra: str) -> None:

@@ -33,7 +33,7 @@ from unit.run_folders import existing_run, snapshot
 
 from cpe.compose import load_config
 from cpe.data import DataError, load_records
-from cpe.train import checked_records
+from cpe.train import checked_start
 
 KNOWN_USERS = ("u1", "u2")
 RESERVED = {"id", "question", "persona", "user_id", "reference", "chosen", "rejected", "meta"}
@@ -194,7 +194,7 @@ def test_bad_data_stops_the_run_with_exit_2_and_leaves_its_folder_alone(
     before = snapshot(Path(cfg.logging.run_dir))
     capsys.readouterr()
     try:
-        checked_records(cfg)
+        checked_start(cfg)
     except SystemExit as exc:
         assert exc.code == 2
         err = capsys.readouterr().err

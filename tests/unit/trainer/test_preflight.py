@@ -33,6 +33,28 @@ def test_existing_run_is_never_overwritten(tmp_path):
     assert prepare(_cfg(tmp_path, "trainer.resume=auto"))  # resuming it is fine
 
 
+def test_a_checkpoint_cpe_did_not_write_stops_the_start_before_ray(tmp_path, capsys):
+    from cpe.train import checked_start
+
+    step = tmp_path / "run" / "checkpoints" / "step_000001"
+    (step / "policy_state").mkdir(parents=True)
+    (step / "policy_state" / "mp_rank_00_model_states.pt").write_bytes(b"not cpe's")
+    (step / "driver.json").write_text('{"step": 1}')
+    (step / "COMPLETE").write_text("")
+    cfg = _cfg(tmp_path, "trainer.resume=auto")
+    with pytest.raises(SystemExit) as info:
+        checked_start(cfg)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {step} has no MANIFEST.json") and err.count("\n") == 1
+    assert (
+        prepare(
+            _cfg(tmp_path, "trainer.resume=never", "logging.run_dir=" + str(tmp_path / "new"))
+        ).resume
+        is None
+    )
+
+
 def test_missing_model_folder_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.policy.path='/nowhere'"):
         prepare(_cfg(tmp_path, "model.policy.path=/nowhere"))
@@ -74,7 +96,7 @@ def test_every_too_long_prompt_is_found_before_anything_starts(tmp_path):
     questions.update({f"long-{i}": long + str(i) for i in range(5)})
     data = _write_records(tmp_path / "train.jsonl", questions)
     ok = _cfg(tmp_path, "data=jsonl", f"data.train_path={data}", "rollout.max_prompt_tokens=100000")
-    lengths = dict(zip(questions, policy_prompt_lengths(ok, prepare(ok)), strict=True))
+    lengths = dict(zip(questions, policy_prompt_lengths(ok, prepare(ok).train), strict=True))
     limit = max(lengths["short-0"], lengths["short-1"], lengths["short-2"])
     cfg = _cfg(
         tmp_path, "data=jsonl", f"data.train_path={data}", f"rollout.max_prompt_tokens={limit}"
@@ -97,7 +119,7 @@ def test_prompt_lengths_are_the_rollouts_own(tmp_path):
     from cpe.trainer.makers import Prompter
 
     cfg = _cfg(tmp_path)
-    records = prepare(cfg)[:8]
+    records = prepare(cfg).train[:8]
     path = resolve_model_path(cfg.model.policy.path, cfg.model.cache_dir)
     prompter = Prompter(
         AutoTokenizer.from_pretrained(path), PromptSet.from_config(cfg.prompts), 10**6, 10**6
@@ -108,7 +130,7 @@ def test_prompt_lengths_are_the_rollouts_own(tmp_path):
 
 def test_checking_every_bundled_prompt_is_fast(tmp_path):
     cfg = _cfg(tmp_path)
-    records = prepare(cfg)  # warm: tokenizer imported and built once
+    records = prepare(cfg).train  # warm: tokenizer imported and built once
     started = time.perf_counter()
     check_prompt_lengths(cfg, records)
     assert len(records) == 271 and time.perf_counter() - started < 3.0
