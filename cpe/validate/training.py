@@ -384,7 +384,8 @@ def _keys(cfg: CPEConfig, c: Checker) -> None:
 
 def _finite_numbers(node, c: Checker, prefix: str = "") -> None:
     """nan and inf parse as floats (``rollout.temperature=inf``) and slip past range
-    checks written as ``x > 0``; no setting means either."""
+    checks written as ``x > 0``; no setting means either. Nor does an integer beyond
+    64 bits (``rollout.n=10**23`` would overflow in torch and vLLM, far from the key)."""
     for f in fields(node):
         value, key = getattr(node, f.name), f"{prefix}{f.name}"
         if is_dataclass(value):
@@ -392,6 +393,8 @@ def _finite_numbers(node, c: Checker, prefix: str = "") -> None:
         values = value if isinstance(value, list | tuple) else [value]
         if any(isinstance(v, float) and not math.isfinite(v) for v in values):
             c.require(False, key, f"{value} must be a finite number")
+        if any(isinstance(v, int) and not -(2**63) <= v < 2**63 for v in values):
+            c.require(False, key, f"{value} does not fit a 64-bit integer")
 
 
 # In the order their findings are listed.

@@ -24,6 +24,8 @@ def _error_for(*overrides, preset="tiny_cpu"):
         ("learner.warmup_steps=-1", "learner.warmup_steps: -1 must be >= 0"),
         ("algorithm.entropy_coef=-0.01", "algorithm.entropy_coef: -0.01 must be >= 0"),
         ("data.max_train_records=0", "data.max_train_records: 0 must be > 0"),
+        ("rollout.temperature=inf", "rollout.temperature: inf must be a finite number"),
+        (f"rollout.n={10**23}", f"rollout.n: {10**23} does not fit a 64-bit integer"),
         ("data.format=csv", f"data.format: 'csv' is not one of {list(FORMATS)}"),
         (
             "algorithm.policy_loss=clip",
