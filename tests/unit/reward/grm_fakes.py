@@ -270,3 +270,9 @@ class FakeEngine:
             ]
             for ids in prompt_ids
         ]
+
+
+def answer_of(body: dict[str, Any]) -> str:
+    """The answer a GRM request asks about: lets a fake answer per item, whatever order
+    concurrent requests arrive in."""
+    return body["messages"][0]["content"].split("<answer>")[1].split("</answer>")[0].strip()

@@ -21,6 +21,7 @@ from grm_fakes import (
     TRICKLE_BYTES,
     TRICKLE_EVERY_S,
     Response,
+    answer_of,
     failure,
 )
 
@@ -105,9 +106,10 @@ GARBAGE = {
 
 @pytest.mark.parametrize("garbage", GARBAGE.values(), ids=GARBAGE.keys())
 def test_a_garbage_200_is_an_invalid_item_not_a_crash(chat_server, record, garbage):
-    server = chat_server(lambda n, b: garbage if n == 1 else Response())
+    # By answer, not request number: the two items' requests race each other.
+    server = chat_server(lambda n, b: garbage if answer_of(b) == "broken" else Response())
     scorer = GRMScorer(backend(server), retries=2, backoff_s=0.0)
-    broken, fine = scorer.score([(record, "a"), (record, "b")])
+    broken, fine = scorer.score([(record, "broken"), (record, "fine")])
     assert_invalid(broken, "malformed chat-completions response")
     assert fine.valid and fine.reward == pytest.approx(GOOD_REWARD)
     assert server.count == 2  # a malformed body is final: not re-asked
@@ -176,13 +178,9 @@ def test_5xx_then_an_answer_is_valid(chat_server, record):
     assert gaps(server.times)[0] >= 0.75 * CLIENT_BACKOFF_S[0]
 
 
-def by_answer(body) -> str:
-    return body["messages"][0]["content"].split("<answer>")[1].split("</answer>")[0].strip()
-
-
 def mixed(n, body) -> Response:
     """One broken item of each kind among good ones, whatever order they arrive in."""
-    answer = by_answer(body)
+    answer = answer_of(body)
     if answer == "silent":
         return Response(delay_s=60.0)  # the handler is cancelled when the client gives up
     if answer == "html":

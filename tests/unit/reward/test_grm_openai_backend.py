@@ -12,7 +12,7 @@ import time
 import traceback
 
 import pytest
-from grm_fakes import GOOD_OUTPUT, Response, failure
+from grm_fakes import GOOD_OUTPUT, Response, answer_of, failure
 
 from cpe.config import GRMConfig, OpenAIBackendConfig
 from cpe.reward import (
@@ -180,13 +180,9 @@ def test_results_keep_item_order(chat_server, record):
     assert [r.critique for r in results] == [f"a{i}" for i in range(5)]
 
 
-def _answer_of(body) -> str:
-    return body["messages"][0]["content"].split("<answer>")[1].split("</answer>")[0].strip()
-
-
 def test_generate_each_hands_over_each_reply_as_it_arrives(chat_server, record):
     def respond(n, body):
-        answer = _answer_of(body)
+        answer = answer_of(body)
         return Response(
             content=f"<critique>{answer}</critique>", delay_s=0.0 if answer == "fast" else 0.5
         )
@@ -204,7 +200,7 @@ def test_generate_each_hands_over_each_reply_as_it_arrives(chat_server, record):
 
 
 def test_generate_each_raises_setup_errors_after_every_request_finished(chat_server, record):
-    server = chat_server(lambda n, b: failure(404) if _answer_of(b) == "bad" else Response())
+    server = chat_server(lambda n, b: failure(404) if answer_of(b) == "bad" else Response())
     seen = []
     items = [(record, "bad"), (record, "good")]
     with pytest.raises(GRMError, match="HTTP 404"):
