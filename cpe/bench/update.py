@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from transformers import AutoModelForCausalLM
 
-    from cpe.learner.dist import free_port
+    from cpe.learner.dist import RendezvousServer
     from cpe.learner.policy import PolicyWorker
     from cpe.models.paths import resolve_model_path
 
@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
 
     algo = AlgorithmConfig(mode="ppo", advantage="grpo", policy_loss="ppo")
     learner_cfg = LearnerConfig(zero_stage=args.zero_stage, micro_batch_size=MICRO, actor_lr=1e-6)
-    worker = PolicyWorker(0, 1, "127.0.0.1", free_port(), path, learner_cfg, algo)
+    store = RendezvousServer("127.0.0.1")
+    worker = PolicyWorker(0, 1, store.host, store.port, path, learner_cfg, algo)
     cpe_s = {}
     for shared in (False, True):  # one process group per process: the same worker, both ways
         worker.cfg = replace(learner_cfg, shared_prefix=shared)
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
             1:
         ]
     worker.shutdown()
+    store.close()
 
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-6, weight_decay=0.01)

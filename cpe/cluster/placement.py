@@ -189,20 +189,3 @@ class Placement:
         for group in self._groups.values():
             remove_placement_group(group)
         self._groups.clear()
-
-
-def rank0_address(placement: Placement, pool: str) -> tuple[str, int]:
-    """IP and a free port on the node of the pool's bundle 0 (where rank 0 will live):
-    the rendezvous address of that pool's torch.distributed group, which rank 0 listens
-    on alone (loopback on a one-node cluster; ``cpe.learner.dist.rendezvous_host``)."""
-    import ray
-
-    from cpe.learner.dist import free_port, rendezvous_host
-
-    @ray.remote(num_cpus=0, max_calls=1)  # see cpe.cluster.storage: no reused worker
-    def probe() -> tuple[str, int]:
-        host = rendezvous_host()
-        return host, free_port(host)
-
-    options = {**placement.options_for(pool, 0), "num_cpus": 0, "num_gpus": 0}
-    return ray.get(probe.options(**options).remote())

@@ -40,15 +40,47 @@ def rendezvous_host() -> str:
     return listen_host(node_ip(), nodes)
 
 
-def rendezvous_store(rank: int, world_size: int, host: str, port: int, timeout: timedelta):
-    """The group's TCPStore; rank 0 serves it on ``host`` alone. Given only an address,
-    torch's server listens on every interface (``::``) and dials ``host`` as a client."""
+class RendezvousServer:
+    """A process group's TCPStore, served by the process that starts the group (the
+    driver); every rank joins it as a client (:func:`join_store`).
+
+    Its port is bound before any rank learns it (port 0: the kernel picks one), so no
+    port is guessed: a port probed in one process and bound seconds later in another
+    can be taken in between by any socket on the machine (Ray's gRPC, gloo's pairs), and
+    once was. Given only an address, torch's server would listen on every interface
+    (``::``); this one listens on ``host`` alone.
+    """
+
+    def __init__(self, host: str, timeout: timedelta = timedelta(minutes=30)) -> None:
+        import torch.distributed as tdist
+
+        listener = bound_listener(host, 0)
+        self.host, self.port = host, listener.getsockname()[1]
+        self._store = tdist.TCPStore(
+            host,
+            self.port,
+            is_master=True,
+            timeout=timeout,
+            wait_for_workers=False,
+            master_listen_fd=listener.detach(),
+        )
+
+    def close(self) -> None:
+        """Stops serving (torch's server stops with its last reference)."""
+        self._store = None
+
+    def __enter__(self) -> RendezvousServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def join_store(world_size: int, host: str, port: int, timeout: timedelta):
+    """A rank's client of the group's store (:class:`RendezvousServer`)."""
     import torch.distributed as tdist
 
-    fd = bound_listener(host, port).detach() if rank == 0 else None
-    return tdist.TCPStore(
-        host, port, world_size, is_master=rank == 0, timeout=timeout, master_listen_fd=fd
-    )
+    return tdist.TCPStore(host, port, world_size, is_master=False, timeout=timeout)
 
 
 def init_distributed(
@@ -96,7 +128,7 @@ def init_distributed(
     if backend == "gloo" and is_loopback(master_addr):
         # Gloo's pairs listen on the address the host name resolves to unless told.
         os.environ.setdefault("GLOO_SOCKET_IFNAME", loopback_interface())
-    store = rendezvous_store(rank, world_size, master_addr, master_port, timeout)
+    store = join_store(world_size, master_addr, master_port, timeout)
     # Joined here, with our store; DeepSpeed's comm layer then adopts the group.
     tdist.init_process_group(
         backend, store=store, rank=rank, world_size=world_size, timeout=timeout, **options

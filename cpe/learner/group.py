@@ -20,6 +20,7 @@ import torch
 from cpe import failpoints
 from cpe.batch import ForwardPasses, TensorBatch
 from cpe.cluster.faults import actor_died
+from cpe.learner.dist import RendezvousServer
 
 # How long a failed call waits to learn whether one of its ranks died: a survivor's
 # collective can fail (peer closed) before Ray has noticed the death.
@@ -102,6 +103,9 @@ class RayLearnerGroup:
     # Each rank's process id, by (pool, rank), for the message when it dies.
     pids: dict[tuple[str, int], int] = field(default_factory=dict)
     step: int = 0  # the last step trained in this process: names the step in LearnerDied
+    # The stores the ranks rendezvoused on (cpe.learner.dist.RendezvousServer), served
+    # by this process until shutdown.
+    rendezvous: list[RendezvousServer] = field(default_factory=list)
 
     def _wait(self, actors: list, refs: list, what: str, step: int | None = None) -> list:
         """``wait_all``; a failure that comes from a dead rank is a :class:`LearnerDied`
@@ -237,6 +241,8 @@ class RayLearnerGroup:
 
         for actor in self.policy + self.value + self.reference:
             ray.kill(actor)
+        for server in self.rendezvous:
+            server.close()
 
 
 def _logprobs(temperature: float) -> Callable[[Any, Any], Any]:

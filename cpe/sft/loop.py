@@ -57,13 +57,23 @@ class SFTRanks:
         self.cfg, self.worker, self.total_updates = cfg, worker, total_updates
         self.actors: list = []
         self.placement = None
+        self.rendezvous = None  # the ranks' store, served here (cpe.learner.dist)
         self.started_ray = False
 
     def __enter__(self) -> SFTRanks:
+        try:
+            self._start()
+        except BaseException:
+            self.__exit__()  # a failed start leaves no actors or placement groups behind
+            raise
+        return self
+
+    def _start(self) -> None:
         import ray
 
-        from cpe.cluster.placement import Placement, rank0_address
+        from cpe.cluster.placement import Placement
         from cpe.cluster.session import init_ray
+        from cpe.learner.dist import RendezvousServer, rendezvous_host
         from cpe.models.paths import cache_dir_for_actors
         from cpe.trainer.system import record_layout
 
@@ -72,13 +82,14 @@ class SFTRanks:
         self.placement = Placement(cfg.cluster, only=("policy",)).create()
         record_layout(self.placement, s.output_dir)
         world = self.placement.slots("policy")
-        master = rank0_address(self.placement, "policy")
+        self.rendezvous = RendezvousServer(rendezvous_host())
         # sft.lr is this tool's rate; learner.actor_lr / critic_lr are RL's.
         learner = replace(cfg.learner, actor_lr=s.lr, critic_lr=s.lr)
         actor = ray.remote(self.worker)
         self.actors = [
             actor.options(**self.placement.options_for("policy", r)).remote(
-                r, world, master[0], master[1], s.model, learner, cfg.algorithm,
+                r, world, self.rendezvous.host, self.rendezvous.port, s.model, learner,
+                cfg.algorithm,
                 device=cfg.cluster.device, dtype=s.dtype,
                 total_optimizer_steps=self.total_updates,
                 model_cache_dir=cache_dir_for_actors(cfg.model.cache_dir),
@@ -86,13 +97,14 @@ class SFTRanks:
             for r in range(world)
         ]  # fmt: skip
         get_all([a.ping.remote() for a in self.actors])
-        return self
 
     def __exit__(self, *exc: object) -> None:
         import ray
 
         for a in self.actors:
             ray.kill(a)
+        if self.rendezvous is not None:
+            self.rendezvous.close()
         if self.placement is not None:
             self.placement.remove()
         if self.started_ray:

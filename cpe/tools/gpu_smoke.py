@@ -26,7 +26,8 @@ import torch
 
 from cpe.batch import TensorBatch
 from cpe.config import AlgorithmConfig, LearnerConfig
-from cpe.learner.dist import free_port
+from cpe.learner.dist import RendezvousServer
+from cpe.net import LOOPBACK
 
 PROMPT, RESPONSE = 6, 10
 
@@ -139,6 +140,8 @@ def run_checks(device: str, model_path: str) -> list[tuple[str, bool, str]]:
     batch = synthetic_batch(AutoConfig.from_pretrained(model_path).vocab_size)
     results: list[tuple[str, bool, str]] = []
     workers = []
+    # One process group per process: the first worker joins it, the rest reuse it.
+    store = RendezvousServer(LOOPBACK)
 
     def check(name: str, fn: Callable[[], str]) -> None:
         started = time.perf_counter()
@@ -154,7 +157,7 @@ def run_checks(device: str, model_path: str) -> list[tuple[str, bool, str]]:
     for stage in (2, 3):
         cfg, algo = learner_config(stage), AlgorithmConfig()
         for cls, train in ((PolicyWorker, check_policy), (ValueWorker, check_value)):
-            args = (0, 1, "127.0.0.1", free_port(), model_path, cfg, algo)
+            args = (0, 1, store.host, store.port, model_path, cfg, algo)
             worker = cls(*args, device=device, dtype=dtype, total_optimizer_steps=4)
             label = f"ZeRO-{stage} {cls.__name__}"
             check(f"{label} train step", lambda w=worker, t=train: t(w, batch))

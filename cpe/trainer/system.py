@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 from cpe.cluster.faults import FaultLog
-from cpe.cluster.placement import Placement, rank0_address
+from cpe.cluster.placement import Placement
 from cpe.cluster.session import init_ray
 from cpe.cluster.storage import check_run_dir_shared
 from cpe.config import CPEConfig
 from cpe.data.cursor import PromptCursor
 from cpe.data.records import Record
+from cpe.learner.dist import RendezvousServer, rendezvous_host
 from cpe.learner.group import RayLearnerGroup
 from cpe.models.paths import cache_dir_for_actors, model_roles, resolve_model_path
 from cpe.reward.pools import GRMPool, start_grm_pool
@@ -50,10 +53,7 @@ class System:
 
         for pool in (self.rollout, self.grm_pool):
             if pool is not None:
-                try:
-                    pool.shutdown()
-                except Exception:  # noqa: BLE001 - best effort on the way out
-                    pass
+                _quietly(pool.shutdown)
         self.learners.shutdown()
         self.placement.remove()
         if self.started_ray:
@@ -72,18 +72,20 @@ def _learner_group(
     # schedule's horizon assumes every step brings its full edit budget.
     optimizer_steps = steps * max_updates_per_step(cfg) * cfg.learner.ppo_epochs
 
+    servers: list[RendezvousServer] = []  # the driver serves each pool's store
+
     def ranks(pool: str, cls, path: str | None, dtype: str) -> list:
         world = placement.slots(pool)
         if world == 0:
             return []
-        master = rank0_address(placement, pool)
+        servers.append(server := RendezvousServer(rendezvous_host()))
         actor = ray.remote(cls)
         return [
             actor.options(**placement.options_for(pool, r)).remote(
                 r,
                 world,
-                master[0],
-                master[1],
+                server.host,
+                server.port,
                 path,
                 cfg.learner,
                 cfg.algorithm,
@@ -105,7 +107,12 @@ def _learner_group(
         reference = ranks("reference", PolicyWorker, paths["reference"], model.reference.dtype)
     pools = {"policy": policy, "value": value, "reference": reference}
     named = [(pool, r, a) for pool, ranks in pools.items() for r, a in enumerate(ranks)]
-    pids = ray.get([a.pid.remote() for _, _, a in named])
+    try:
+        pids = ray.get([a.pid.remote() for _, _, a in named])
+    except BaseException:
+        for server in servers:
+            server.close()
+        raise
     return RayLearnerGroup(
         policy,
         value,
@@ -114,6 +121,7 @@ def _learner_group(
         seed=cfg.trainer.seed,
         reference=reference,
         pids={(pool, r): pid for (pool, r, _), pid in zip(named, pids, strict=True)},
+        rendezvous=servers,
     )
 
 
@@ -159,31 +167,45 @@ def record_layout(placement: Placement, run_dir: str) -> None:
 
 def start_system(cfg: CPEConfig, paths: dict[str, str], total_steps: int) -> System:
     """Ray, the placement groups, the engines (rollout), the GRM pool's actors (vLLM
-    engines or BT scorers, by grm.backend) and the learner ranks."""
+    engines or BT scorers, by grm.backend) and the learner ranks. If a part fails to
+    start, what was started is stopped again: a caller that keeps its Ray session (a
+    notebook, a test session) is left without stray actors or named placement groups."""
     import ray
 
-    started_ray = init_ray(cfg)
-    placement = Placement(cfg.cluster).create()
-    try:
-        record_layout(placement, cfg.logging.run_dir)
-    except BaseException:
-        placement.remove()
+    with ExitStack() as undo:
+        started_ray = init_ray(cfg)
         if started_ray:
-            ray.shutdown()
-        raise
-    faults = FaultLog(step=1)
-    rollout = engine_pool(
-        placement,
-        "rollout",
-        cfg,
-        paths["policy"],
-        cfg.model.policy.dtype,
-        rollout_max_len(cfg),
-        faults=faults,
-    )
-    grm_pool = start_grm_pool(placement, cfg, paths["grm"], faults) if "grm" in paths else None
-    learners = _learner_group(placement, cfg, paths, total_steps)
+            undo.callback(ray.shutdown)
+        placement = Placement(cfg.cluster).create()
+        undo.callback(placement.remove)  # which also ends every actor placed in it
+        record_layout(placement, cfg.logging.run_dir)
+        faults = FaultLog(step=1)
+        rollout = engine_pool(
+            placement,
+            "rollout",
+            cfg,
+            paths["policy"],
+            cfg.model.policy.dtype,
+            rollout_max_len(cfg),
+            faults=faults,
+        )
+        undo.callback(_quietly, rollout.shutdown)
+        grm_pool = None
+        if "grm" in paths:
+            grm_pool = start_grm_pool(placement, cfg, paths["grm"], faults)
+            undo.callback(_quietly, grm_pool.shutdown)
+        learners = _learner_group(placement, cfg, paths, total_steps)
+        undo.pop_all()
     return System(placement, rollout, grm_pool, learners, started_ray, faults)
+
+
+def _quietly(stop: Callable[[], None]) -> None:
+    """A best-effort stop on the way out: the error that brought us here is the one to
+    report."""
+    try:
+        stop()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def build_driver(

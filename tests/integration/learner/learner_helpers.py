@@ -7,23 +7,34 @@ from dataclasses import replace
 import torch
 
 from cpe.batch import TensorBatch
-from cpe.learner.dist import free_port
+from cpe.learner.dist import RendezvousServer
 from cpe.learner.tokens import token_logprobs
 
 TEMPERATURE = 0.9
 PROMPT, RESPONSE, LENGTH = 4, 6, 12
 
 
-def spawn(ray, cls, world: int, model_path: str, learner_cfg, algo_cfg, **kwargs) -> list:
+class Ranks(list):
+    """A group's actor handles, rank order, with the store they joined (served here for
+    as long as the handles are kept)."""
+
+    def __init__(self, actors: list, store: RendezvousServer):
+        super().__init__(actors)
+        self.store = store
+
+
+def spawn(ray, cls, world: int, model_path: str, learner_cfg, algo_cfg, **kwargs) -> Ranks:
     """``world`` ranks of ``cls`` as Ray actors, started and pinged."""
-    port = free_port()
+    store = RendezvousServer("127.0.0.1")
     remote = ray.remote(num_cpus=1)(cls)
     actors = [
-        remote.remote(rank, world, "127.0.0.1", port, model_path, learner_cfg, algo_cfg, **kwargs)
+        remote.remote(
+            rank, world, store.host, store.port, model_path, learner_cfg, algo_cfg, **kwargs
+        )
         for rank in range(world)
     ]
     assert ray.get([a.ping.remote() for a in actors], timeout=300) == list(range(world))
-    return actors
+    return Ranks(actors, store)
 
 
 def kill(ray, actors) -> None:

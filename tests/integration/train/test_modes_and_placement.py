@@ -1,13 +1,16 @@
-"""The PPO baseline runs through the same driver, GRPO without a value model, and a
+"""The PPO baseline runs through the same driver, GRPO without a value model, a
 cluster too small for the pools fails at start-up, before any engine or learner starts,
-saying what is missing."""
+saying what is missing, and a start that fails part way stops what it started."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
 from cpe.cluster.placement import ClusterTooSmall, Placement
 from cpe.trainer.metrics import read_metrics
+from cpe.trainer.system import start_system
 
 
 def test_ppo_mode_trains_without_critiques_or_edits(
@@ -72,6 +75,25 @@ def test_cluster_too_small_fails_naming_the_shortfall(ray_session, tiny_config, 
         match=r"CPU: the pools need 11 \(rollout=1, grm=1, policy=8, value=1\) but the cluster has 8",
     ):
         Placement(cfg.cluster).create()
+
+
+def test_a_start_that_fails_part_way_leaves_nothing_behind(ray_session, tiny_config, tmp_path):
+    # The engines are placed, then the policy ranks die loading a model that is not
+    # there: the placement groups (named, so a leftover would refuse the next start in
+    # this Ray session) and every actor in them are gone again.
+    cfg = tiny_config(tmp_path, *GRPO_WITH_A_RULE)
+    with pytest.raises(ray_session.exceptions.ActorDiedError, match="no-such-model"):
+        start_system(cfg, {"policy": str(tmp_path / "no-such-model")}, total_steps=1)
+    live = [
+        pg["name"]
+        for pg in ray_session.util.placement_group_table().values()
+        if pg["name"].startswith("cpe-") and pg["state"] != "REMOVED"
+    ]
+    assert live == []
+    total, deadline = ray_session.cluster_resources()["CPU"], time.monotonic() + 60
+    while ray_session.available_resources().get("CPU") != total:  # released asynchronously
+        assert time.monotonic() < deadline, ray_session.available_resources()
+        time.sleep(0.5)
 
 
 def test_an_actor_computes_on_the_cpus_its_bundle_reserves(ray_session, tiny_config, tmp_path):

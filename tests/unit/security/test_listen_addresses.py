@@ -1,19 +1,18 @@
 """cpe's rendezvous listeners bind one address: loopback on one node, the node IP on many.
 
-torch's TCPStore server, given only an address, listens on every interface; rank 0's
-store is therefore served from a socket cpe binds itself (``rendezvous_store``).
+torch's TCPStore server, given only an address, listens on every interface; a group's
+store is therefore served from a socket cpe binds itself (``RendezvousServer``).
 """
 
 from __future__ import annotations
 
 import socket
-import threading
 from datetime import timedelta
 
 import psutil
 import pytest
 
-from cpe.learner.dist import free_port, rendezvous_store
+from cpe.learner.dist import RendezvousServer, free_port, join_store
 from cpe.net import LOOPBACK, bound_listener, listen_host
 
 TIMEOUT = timedelta(seconds=20)
@@ -51,26 +50,29 @@ def test_bound_listener_listens_on_exactly_its_host():
         assert _listening(port) == {LOOPBACK}
 
 
-def test_rank0_store_listens_on_loopback_only_and_serves_the_other_rank():
-    port = free_port()
-    master = {}
-    thread = threading.Thread(
-        target=lambda: master.update(store=rendezvous_store(0, 2, LOOPBACK, port, TIMEOUT))
-    )
-    thread.start()
-    client = rendezvous_store(1, 2, LOOPBACK, port, TIMEOUT)
-    thread.join(timeout=30)
-    assert _listening(port) == {LOOPBACK}
-    master["store"].set("from-rank-0", "hello")
-    assert client.get("from-rank-0") == b"hello"
+def test_the_store_listens_on_loopback_only_and_serves_every_rank():
+    with RendezvousServer(LOOPBACK, TIMEOUT) as server:
+        ranks = [join_store(2, LOOPBACK, server.port, TIMEOUT) for _ in range(2)]
+        assert _listening(server.port) == {LOOPBACK}
+        ranks[0].set("from-rank-0", "hello")
+        assert ranks[1].get("from-rank-0") == b"hello"
 
 
-def test_rank0_store_is_not_reachable_on_another_interface():
+def test_the_store_is_bound_before_its_port_is_known_and_stops_when_closed():
+    """No probed port: the kernel picks it while binding, so nothing can take it first."""
+    server = RendezvousServer(LOOPBACK, TIMEOUT)
+    assert _listening(server.port) == {LOOPBACK}
+    with pytest.raises(OSError):  # in use: bound, not merely probed
+        bound_listener(LOOPBACK, server.port)
+    server.close()
+    assert _listening(server.port) == set()
+
+
+def test_the_store_is_not_reachable_on_another_interface():
     other = _other_ipv4()
     if other is None:
         pytest.skip("this machine has no non-loopback IPv4 address")
-    port = free_port()
-    store = rendezvous_store(0, 1, LOOPBACK, port, TIMEOUT)
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection((other, port), timeout=5).close()
-    assert store.num_keys() >= 0  # still serving on loopback
+    with RendezvousServer(LOOPBACK, TIMEOUT) as server:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((other, server.port), timeout=5).close()
+        assert join_store(1, LOOPBACK, server.port, TIMEOUT).num_keys() >= 0  # still serving
