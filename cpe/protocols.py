@@ -78,6 +78,7 @@ class LearnerGroup(Protocol):
         batch: TensorBatch,
         edits: TensorBatch | None,
         temperature: float,
+        step: int,
         with_old_logp: bool = True,
     ) -> ForwardPasses: ...
 

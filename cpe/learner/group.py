@@ -151,11 +151,13 @@ class RayLearnerGroup:
         batch: TensorBatch,
         edits: TensorBatch | None,
         temperature: float,
+        step: int,
         with_old_logp: bool = True,
     ) -> ForwardPasses:
         """pi_old (unless ``with_old_logp`` is False) and V on the batch, reference
         log-probs if any, and mu on the edits' own prompts: every pool works at once
-        instead of one after the other."""
+        instead of one after the other. ``step``: the step they are for (named if a rank
+        dies)."""
         logprobs = _logprobs(temperature)
         old_logp = self._submit(self.policy, logprobs, batch) if with_old_logp else None
         values = (
@@ -166,11 +168,7 @@ class RayLearnerGroup:
         ref = self._submit(self.reference, logprobs, batch) if self.reference else None
         mu = self._submit(self.policy, logprobs, edits) if edits else None
         # Every pool works at once: a rank that died anywhere fails any of the waits.
-        # They come before this step's update (self.step is the previous one's).
-        ranks, step = (
-            self.policy + self.value + self.reference,
-            self.step + 1 if self.step else None,
-        )
+        ranks = self.policy + self.value + self.reference
 
         def collect(submitted: tuple) -> torch.Tensor:
             return self._collect(submitted, ranks, step)

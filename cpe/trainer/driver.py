@@ -130,7 +130,11 @@ class Driver:
         )
         with self.timer("logprob"):
             out = self.learners.forward_passes(
-                batch, edits, self.cfg.rollout.temperature, with_old_logp=needs_old_logp(self.cfg)
+                batch,
+                edits,
+                self.cfg.rollout.temperature,
+                self.step,
+                with_old_logp=needs_old_logp(self.cfg),
             )
         shape = tuple(batch.response_mask.shape)
         # On original rows the behaviour policy is pi_old (the hybrid loss reads it there

@@ -141,6 +141,7 @@ class FakeLearners:
         batch: TensorBatch,
         edits: TensorBatch | None,
         temperature: float,
+        step: int,
         with_old_logp: bool = True,
     ) -> ForwardPasses:
         self.log.append(("forward_passes", len(batch), None if edits is None else len(edits)))

@@ -143,7 +143,7 @@ def batch_of(rows: int, width: int = 3) -> TensorBatch:
 def test_forward_passes_pad_odd_rows_and_return_exactly_the_rows_in_order():
     g, store, log = group(policy=2, value=4)
     batch = batch_of(3)
-    out = g.forward_passes(batch, None, temperature=2.0)
+    out = g.forward_passes(batch, None, temperature=2.0, step=1)
 
     # pi_old: 3 rows padded to 4 over 2 ranks (last row repeated), padding dropped
     assert torch.equal(out.old_logp, batch.input_ids.float() / 2.0)
@@ -165,7 +165,7 @@ def test_forward_passes_pad_odd_rows_and_return_exactly_the_rows_in_order():
 def test_forward_passes_without_padding_keep_the_batch():
     g, store, _ = group(policy=2, value=2)
     batch = batch_of(4)
-    out = g.forward_passes(batch, None, temperature=1.0)
+    out = g.forward_passes(batch, None, temperature=1.0, step=1)
     assert torch.equal(out.old_logp, batch.input_ids.float())
     assert out.old_values.tolist() == [[0.0] * 3, [0.0] * 3, [1.0] * 3, [1.0] * 3]
     assert all(p is batch for p in store.puts)
@@ -174,7 +174,7 @@ def test_forward_passes_without_padding_keep_the_batch():
 def test_reference_ranks_add_ref_logp_and_edits_give_edit_logp():
     g, _, log = group(policy=2, value=1, reference=1)
     batch, edits = batch_of(3), batch_of(1, width=5)
-    out = g.forward_passes(batch, edits, temperature=0.5)
+    out = g.forward_passes(batch, edits, temperature=0.5, step=1)
     assert torch.equal(out.old_logp, batch.input_ids.float() / 0.5)
     assert torch.equal(out.ref_logp, -batch.input_ids.float() / 0.5)
     assert out.old_values.tolist() == [[0.0] * 3] * 3
@@ -267,7 +267,7 @@ def test_without_value_ranks_values_are_zeros_and_nothing_is_trained_or_saved_fo
     # An advantage estimator that reads no values (GRPO): no value ranks are placed.
     g, store, log = group(policy=2, value=0)
     batch = batch_of(3)
-    out = g.forward_passes(batch, None, temperature=1.0)
+    out = g.forward_passes(batch, None, temperature=1.0, step=1)
     assert torch.equal(out.old_values, torch.zeros_like(out.old_logp))
     metrics = g.train(batch, step=1)
     assert set(metrics) == {"policy/loss", "policy/clip_frac", "train/optimizer_updates"}
@@ -345,13 +345,13 @@ def test_a_dead_rank_during_train_stops_with_its_name_pid_step_and_how_to_resume
     assert probed == [g.policy + g.value]  # every rank the call waited on was probed
 
 
-def test_a_dead_rank_in_the_next_steps_forward_passes_names_that_step():
+@pytest.mark.parametrize("step", [1, 4])  # 1: no step trained yet in this process
+def test_a_dead_rank_in_a_steps_forward_passes_names_that_step(step):
     g, _ = dying_group(("value", 0))
-    g.step = 3
-    with pytest.raises(
-        LearnerDied, match=r"^value rank 0 \(pid 200\) died during forward passes at step 4;"
-    ):
-        g.forward_passes(batch_of(4), None, 1.0)
+    g.step = step - 1
+    pattern = rf"^value rank 0 \(pid 200\) died during forward passes at step {step};"
+    with pytest.raises(LearnerDied, match=pattern):
+        g.forward_passes(batch_of(4), None, 1.0, step)
 
 
 def test_a_dead_rank_0_during_the_weight_export_is_named():
