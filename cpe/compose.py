@@ -65,9 +65,14 @@ def _group_interpolation(exc: Exception, overrides) -> tuple[str, str] | None:
     return None
 
 
+#: The one group that may be deleted: ``~experiment`` runs without a preset.
+OPTIONAL_GROUPS = ("experiment",)
+
+
 def check_group_overrides(overrides: list[str] | tuple[str, ...]) -> None:
-    """An override without a key, or a config group given a number, null or mapping:
-    Hydra fails on these inside its own code, with a message that names neither."""
+    """An override without a key, a config group given a number, null or mapping (Hydra
+    fails on these inside its own code, with a message that names neither), or a group
+    deleted: its keys would silently fall back to the schema's defaults."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     problems = []
@@ -75,11 +80,22 @@ def check_group_overrides(overrides: list[str] | tuple[str, ...]) -> None:
         group = override.key_or_group
         if not group:
             problems.append((override.input_line, "names no key: write key=value"))
-        elif (CONF_DIR / group).is_dir() and override.is_force_add():
+            continue
+        if not (CONF_DIR / group).is_dir():
+            continue
+        options = ", ".join(sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml")))
+        if override.is_force_add():
             problems.append((group, "is a config group: ++ adds keys only; write group=option"))
-        elif (CONF_DIR / group).is_dir() and not _names_options(override):
-            options = sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
-            problems.append((group, f"is a config group: pick one of {', '.join(options)}"))
+        elif override.is_delete() and group not in OPTIONAL_GROUPS:
+            problems.append(
+                (
+                    group,
+                    "is a config group and cannot be deleted (its keys would fall back to "
+                    f"the schema's defaults): pick one of {options}",
+                )
+            )
+        elif not _names_options(override):
+            problems.append((group, f"is a config group: pick one of {options}"))
     if problems:
         raise ConfigError(problems)
 

@@ -174,3 +174,24 @@ def test_train_exits_2_with_one_line_before_hydra(override, expected):
     )
     assert out.returncode == 2
     assert out.stderr == f"config error: {expected}\n"
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("~model", "model: is a config group and cannot be deleted (its keys would fall back"),
+        ("~model=smollm2", "model: is a config group and cannot be deleted"),
+        ("~rollout", "rollout: is a config group and cannot be deleted"),
+        ("model=1", "model: is a config group: pick one of "),
+        ("++grm=vllm", "grm: is a config group: ++ adds keys only; write group=option"),
+        ("=1", "=1: names no key: write key=value"),
+    ],
+)
+def test_a_group_deleted_or_given_a_value_names_the_group(override, expected):
+    with pytest.raises(ConfigError) as info:
+        compose(["experiment=tiny_cpu", override])
+    assert one_line_error(info.value).startswith(expected), one_line_error(info.value)
+
+
+def test_the_experiment_group_may_be_deleted_to_run_without_a_preset():
+    assert to_typed(compose(["~experiment"])).name != to_typed(compose([])).name
