@@ -248,9 +248,9 @@ class ClusterConfig:
     # nccl: how long a weight push waits for its peers before it stops the run with an
     # error naming this key (a peer that never joins the broadcast would hang it).
     sync_timeout_s: float = 900.0
-    # A rollout or GRM engine whose process dies is rebuilt on its bundle, given the
-    # current weights, and the failed call issued again: at most this many times per
-    # engine and call (0: a dead engine stops the run). cpe.rollout.pool.EnginePool.
+    # A rollout or GRM engine (or BT scorer) whose process dies is rebuilt on its
+    # bundle, given the current weights, and the failed call issued again: at most this
+    # many times per actor and call (0: a dead one stops the run). cpe.cluster.slots.
     engine_restarts: int = 2
     # true: each pool's bundles also ask for the custom resource cpe_pool_<pool>, so a
     # pool lands only on nodes started with it (KubeRay: its own worker group, see

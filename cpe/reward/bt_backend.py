@@ -10,7 +10,8 @@ a model writes no critiques, so it serves ``algorithm.mode=ppo`` only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
@@ -18,6 +19,7 @@ import torch
 from cpe.algo.bradley_terry import normalise_rewards
 from cpe.algo.grm_parse import DEFAULT_WEIGHTS
 from cpe.batch import TensorBatch
+from cpe.cluster.slots import ActorSlots
 from cpe.prompts import DEFAULT, PromptSet
 from cpe.reward.base import (
     CRITIQUE_TEMPERATURE,
@@ -67,6 +69,9 @@ class BTScorer:
     def ping(self) -> bool:
         return True
 
+    def pid(self) -> int:
+        return os.getpid()
+
     def score(self, pairs: Sequence[Pair]) -> list[float]:
         """Normalised rewards ``(raw - mean) / std``, one per pair, in order."""
         raw = self.raw_rewards(pairs)
@@ -94,23 +99,23 @@ class RewardScorer(Protocol):
     def score(self, pairs: Sequence[Pair]) -> list[float]: ...
 
 
-class BTPool:
+class BTPool(ActorSlots):
     """The GRM pool's :class:`BTScorer` actors; pairs are split into equal contiguous
-    chunks, one per actor, and the rewards come back in order."""
+    chunks, one per actor, and the rewards come back in order. A scorer that dies is
+    rebuilt on its slot from ``model.grm.path`` (fixed weights) and its chunk scored
+    again (:class:`ActorSlots`)."""
 
-    def __init__(self, actors: Sequence[Any], get: Callable[[list[Any]], list[Any]] | None = None):
-        if not actors:
-            raise ValueError("BTPool needs at least one scorer actor (cluster.pools.grm.engines)")
-        self.actors = list(actors)
-        self._get = get or _ray_get
-
-    def __len__(self) -> int:
-        return len(self.actors)
+    kind = "scorer"
+    none_given = "BTPool needs at least one scorer actor (cluster.pools.grm.engines)"
 
     def score(self, pairs: Sequence[Pair]) -> list[float]:
-        bounds = [(a, b) for a, b in split_contiguous(len(pairs), len(self.actors)) if b > a]
-        refs = [self.actors[k].score.remote(list(pairs[a:b])) for k, (a, b) in enumerate(bounds)]
-        return [reward for chunk in self._get(refs) for reward in chunk]
+        bounds = split_contiguous(len(pairs), len(self.actors))
+        calls = [
+            (k, lambda actor, a=a, b=b: [actor.score.remote(list(pairs[a:b]))])
+            for k, (a, b) in enumerate(bounds)
+            if b > a
+        ]
+        return [reward for chunk in self._on_each("score", calls) for reward in chunk]
 
     def shutdown(self) -> None:
         import ray
@@ -119,33 +124,37 @@ class BTPool:
             ray.kill(actor)
 
 
-def _ray_get(refs: list[Any]) -> list[Any]:
-    import ray
-
-    return ray.get(refs)
-
-
-def bt_pool(placement: Any, cfg: Any, model_path: str, micro_batch_rows: int) -> BTPool:
+def bt_pool(
+    placement: Any, cfg: Any, model_path: str, micro_batch_rows: int, faults: Any = None
+) -> BTPool:
     """One :class:`BTScorer` per slot of the GRM pool, each resolving ``model_path`` on its
-    own node; returns once every actor has loaded its model."""
+    own node; returns once every actor has loaded its model. A scorer that dies later is
+    rebuilt, ``cluster.engine_restarts`` times per call at most, counted in ``faults``
+    (cpe.cluster.faults.FaultLog)."""
     import ray
 
     from cpe.models.paths import cache_dir_for_actors
 
     actor = ray.remote(BTScorer)
-    actors = [
-        actor.options(**placement.options_for("grm", i)).remote(
+
+    def start(index: int):
+        return actor.options(**placement.options_for("grm", index)).remote(
             model_path,
             cfg.model.grm.dtype,
             cfg.cluster.device,
             micro_batch_rows,
             cache_dir_for_actors(cfg.model.cache_dir),
         )
-        for i in range(placement.slots("grm"))
-    ]
-    pool = BTPool(actors)
+
+    pool = BTPool(
+        [start(i) for i in range(placement.slots("grm"))],
+        start=start,
+        restarts=cfg.cluster.engine_restarts,
+        name="grm",
+        faults=faults,
+    )
     try:
-        ray.get([a.ping.remote() for a in actors])
+        ray.get([a.ping.remote() for a in pool.actors])
     except BaseException:
         pool.shutdown()
         raise

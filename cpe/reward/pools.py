@@ -32,9 +32,10 @@ def _vllm(placement: Any, cfg: Any, model_path: str, faults: Any = None) -> GRMP
 
 
 def _bt(placement: Any, cfg: Any, model_path: str, faults: Any = None) -> GRMPool:
+    """BT scorers: fixed weights too, so a dead one is rebuilt from ``model.grm.path``."""
     from cpe.reward.bt_backend import bt_pool
 
-    return bt_pool(placement, cfg, model_path, bt_micro_batch_rows(cfg))
+    return bt_pool(placement, cfg, model_path, bt_micro_batch_rows(cfg), faults)
 
 
 def bt_micro_batch_rows(cfg: Any) -> int:

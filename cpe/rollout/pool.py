@@ -3,11 +3,10 @@ one per engine, and the results are concatenated back in prompt order."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from cpe import failpoints
-from cpe.cluster.faults import FaultLog, actor_died
+from cpe.cluster.slots import ActorSlots
 from cpe.types import Generation, SamplingSpec
 
 
@@ -24,47 +23,14 @@ def split_contiguous(n_items: int, n_parts: int) -> list[tuple[int, int]]:
     return bounds
 
 
-class EnginePool:
-    """``actors``: Ray actor handles of ``VLLMEngine``. ``get`` resolves a list of
-    object refs (``ray.get`` unless a test passes a stand-in).
+class EnginePool(ActorSlots):
+    """``actors``: Ray actor handles of ``VLLMEngine``, one per slot of the pool. An
+    engine whose process dies is rebuilt on its slot by :class:`ActorSlots` (the
+    rollout engines are brought to the current policy by the weight sync's
+    ``bring_up``), and its share of the call is issued again."""
 
-    An engine whose process dies is rebuilt by the pool itself: ``start(i)`` starts a new
-    actor on slot ``i``'s bundle, ``bring_up([i])`` (set by the owner of the weights;
-    none for fixed-weight engines such as the GRM's) loads the current weights into it,
-    and the failed call is issued again, at most ``restarts`` times per engine and call.
-    We do not use Ray's own ``max_restarts``/``max_task_retries``: Ray would re-run the
-    call on the restarted actor before anyone loaded the current policy weights into
-    it, i.e. sample from the base model, and a restart without task retries still needs
-    all of the above. Re-issuing a call gives the same output, since every request is
-    seeded by (step, prompt tokens) and not by the engine that serves it.
-    """
-
-    def __init__(
-        self,
-        actors: Sequence[Any],
-        get: Callable[[list[Any]], list[Any]] | None = None,
-        *,
-        start: Callable[[int], Any] | None = None,
-        restarts: int = 0,
-        name: str = "engine",
-        faults: FaultLog | None = None,
-        died: Callable[[BaseException], bool] = actor_died,
-        kill: Callable[[Any], None] | None = None,
-    ):
-        if not actors:
-            raise ValueError("EnginePool needs at least one engine actor")
-        self.actors = list(actors)
-        self._get = get or _ray_get
-        self.start, self.restarts, self.name = start, restarts, name
-        self.faults = faults or FaultLog()
-        self.bring_up: Callable[[list[int]], Any] | None = None
-        # Set when the engines' feed cannot reach a rebuilt engine: a death then stops here.
-        self.rebuild_refusal: str | None = None
-        self._died, self._kill = died, kill or _ray_kill
-        self._bringing_up = False
-
-    def __len__(self) -> int:
-        return len(self.actors)
+    kind = "engine"
+    none_given = "EnginePool needs at least one engine actor"
 
     def generate(
         self, prompt_ids: Sequence[Sequence[int]], spec: SamplingSpec
@@ -141,81 +107,6 @@ class EnginePool:
         # Engines with nothing to do are skipped, not called with an empty list.
         bounds = split_contiguous(n_items, len(self.actors))
         return [(i, ab) for i, ab in enumerate(bounds) if ab[1] > ab[0]]
-
-    def _on_each(
-        self,
-        what: str,
-        calls: list[tuple[int, Callable[[Any], list[Any]]]],
-        point: str | None = None,
-    ) -> list:
-        """``call(actor)`` on engine ``i`` for each ``(i, call)``; the value of each call's
-        last ref, in call order. Engines found dead are rebuilt and their calls re-issued.
-        ``point``: the fail point (cpe.failpoints) reached while the calls are in flight."""
-        results: dict[int, Any] = {}
-        left = {i: self.restarts for i, _ in calls}
-        todo = dict(calls)
-        while todo:
-            submitted = {i: call(self.actors[i]) for i, call in todo.items()}
-            if point:
-                failpoints.point(point)
-            dead: dict[int, BaseException] = {}
-            for i, refs in submitted.items():
-                try:
-                    results[i] = self._get(refs)[-1]
-                except Exception as exc:
-                    if not self._may_restart(exc, left[i]):
-                        raise
-                    dead[i] = exc
-            for i, cause in dead.items():
-                self._revive(i, what, cause, left)
-            todo = {i: todo[i] for i in dead}
-        return [results[i] for i, _ in calls]
-
-    def _may_restart(self, exc: BaseException, left: int) -> bool:
-        # While bringing a rebuilt engine up, a death belongs to the restart in progress
-        # (and its budget), not to a nested one.
-        return self.start is not None and not self._bringing_up and left > 0 and self._died(exc)
-
-    def _revive(self, i: int, what: str, cause: BaseException, left: dict[int, int]) -> None:
-        """A new engine on slot ``i``, brought to the current weights."""
-        if self.rebuild_refusal:
-            raise RuntimeError(f"{self.name} engine {i} died during {what}: {self.rebuild_refusal}")
-        while True:
-            left[i] -= 1
-            self._kill(self.actors[i])  # a merely unreachable actor would keep the bundle
-            self.actors[i] = self.start(i)
-            restart = self.restarts - left[i]
-            self.faults.engine_restarted(
-                f"{self.name} engine {i}", what, restart, self.restarts, cause
-            )
-            try:
-                self._bring_up(i)
-                return
-            except Exception as exc:
-                if not (self._died(exc) and left[i] > 0):
-                    raise
-                cause = exc
-
-    def _bring_up(self, i: int) -> None:
-        if self.bring_up is None:
-            return
-        self._bringing_up = True
-        try:
-            self.bring_up([i])
-        finally:
-            self._bringing_up = False
-
-
-def _ray_get(refs: list[Any]) -> list[Any]:
-    import ray
-
-    return ray.get(refs)
-
-
-def _ray_kill(actor: Any) -> None:
-    import ray
-
-    ray.kill(actor, no_restart=True)
 
 
 def _concat(parts: list[list[Any]]) -> list[Any]:

@@ -4,9 +4,12 @@ the pool's split over actors."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
+from cpe.cluster.faults import FaultLog
 from cpe.config import GRMConfig
 from cpe.data.records import Record
 from cpe.models.tiny_rm import build_tiny_reward_model, tiny_value_model
@@ -135,6 +138,64 @@ def test_pool_splits_pairs_over_actors_and_keeps_order():
     assert pool.score(pairs[:1]) == [1] and len(actors[1].seen) == 1  # no empty call
     with pytest.raises(ValueError, match="cluster.pools.grm.engines"):
         BTPool([])
+
+
+class Died(Exception):
+    """The error of a call to a dead actor (Ray: ActorDiedError)."""
+
+
+class DeadActor(FakeActor):
+    def remote(self, pairs):
+        self.seen.append(pairs)
+        return Died("scorer process gone")
+
+
+def _resolve(refs: list) -> list:
+    for ref in refs:
+        if isinstance(ref, Exception):
+            raise ref
+    return refs
+
+
+def test_a_dead_scorer_is_rebuilt_on_its_slot_and_only_its_chunk_scored_again(caplog):
+    faults = FaultLog(step=2)
+    started: list[int] = []
+
+    def start(slot: int) -> FakeActor:
+        started.append(slot)
+        return FakeActor(100.0 * slot)
+
+    dead = DeadActor(100.0)
+    first = FakeActor(0.0)
+    pool = BTPool(
+        [first, dead],
+        get=_resolve,
+        start=start,
+        restarts=1,
+        name="grm",
+        faults=faults,
+        died=lambda exc: isinstance(exc, Died),
+        kill=lambda actor: None,
+    )
+    pairs = [([1], [0] * n) for n in range(1, 5)]
+    with caplog.at_level(logging.WARNING, logger="cpe.faults"):
+        assert pool.score(pairs) == [1, 2, 103, 104]
+    assert started == [1] and pool.actors[0] is first and len(first.seen) == 1
+    assert faults.pop() == {"faults/engine_restarts": 1.0}
+    assert "grm scorer 1 died during score at step 2 (Died)" in caplog.text
+
+
+def test_a_scorer_that_keeps_dying_stops_the_call_after_the_budget():
+    pool = BTPool(
+        [DeadActor(0.0)],
+        get=_resolve,
+        start=lambda slot: DeadActor(0.0),
+        restarts=2,
+        died=lambda exc: isinstance(exc, Died),
+        kill=lambda actor: None,
+    )
+    with pytest.raises(Died):
+        pool.score([([1], [0])])
 
 
 def test_eval_score_means_skip_the_dimensions_a_scalar_model_lacks(record):
