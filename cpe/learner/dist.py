@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from datetime import timedelta
 
 from cpe.net import LOOPBACK, bound_listener, is_loopback, listen_host
 
 BACKENDS = ("gloo", "nccl")
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port that was free a moment ago (the usual race applies: use it soon)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def node_ip() -> str:

@@ -60,7 +60,8 @@ class WeightSender:
         """The address rank 0 listens on for the weight-sync group (loopback on a
         one-node cluster, else this node's IP; vLLM's store binds exactly it) and a port
         free there, probed here, not on the driver's node."""
-        from cpe.learner.dist import free_port, rendezvous_host
+        from cpe.learner.dist import rendezvous_host
+        from cpe.net import free_port
 
         host = rendezvous_host()
         return host, free_port(host)

@@ -13,7 +13,7 @@ import sys
 from ray.cluster_utils import Cluster
 
 from cpe.compose import load_config
-from cpe.learner.dist import free_port
+from cpe.net import free_port
 from cpe.train import run
 
 # rollout and value on the head node, the two policy ranks on the second node.

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cpe.learner.dist import free_port
+from cpe.net import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,9 @@ from datetime import timedelta
 import psutil
 import pytest
 
-from cpe.learner.dist import RendezvousServer, free_port, join_store
-from cpe.net import LOOPBACK, bound_listener, listen_host
+from cpe import net
+from cpe.learner.dist import RendezvousServer, join_store
+from cpe.net import LOOPBACK, bound_listener, free_port, listen_host
 
 TIMEOUT = timedelta(seconds=20)
 
@@ -76,3 +77,33 @@ def test_the_store_is_not_reachable_on_another_interface():
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection((other, server.port), timeout=5).close()
         assert join_store(1, LOOPBACK, server.port, TIMEOUT).num_keys() >= 0  # still serving
+
+
+def test_free_port_is_below_the_ephemeral_range_and_bindable(tmp_path, monkeypatch):
+    ranges = tmp_path / "ip_local_port_range"
+    ranges.write_text("32768\t60999\n")
+    monkeypatch.setattr(net, "EPHEMERAL_RANGE", ranges)
+    ports = {free_port() for _ in range(20)}
+    assert all(net.FIXED_PORTS_FROM <= p < 32768 for p in ports)
+    with bound_listener(LOOPBACK, ports.pop()):
+        pass
+
+
+def test_free_port_passes_over_a_port_in_use(tmp_path, monkeypatch):
+    ranges = tmp_path / "ip_local_port_range"
+    ranges.write_text("32768 60999")
+    monkeypatch.setattr(net, "EPHEMERAL_RANGE", ranges)
+    with bound_listener(LOOPBACK, 0) as taken:
+        busy = taken.getsockname()[1]
+        picks, real = [busy, busy], net.random.randrange
+        monkeypatch.setattr(
+            net.random, "randrange", lambda lo, hi: picks.pop() if picks else real(lo, hi)
+        )
+        port = free_port()
+    assert picks == [] and port != busy and net.FIXED_PORTS_FROM <= port < 32768
+
+
+def test_free_port_lets_the_kernel_pick_without_a_known_range(tmp_path, monkeypatch):
+    monkeypatch.setattr(net, "EPHEMERAL_RANGE", tmp_path / "absent")
+    monkeypatch.setattr(net.random, "randrange", lambda lo, hi: pytest.fail("no fixed pick"))
+    assert free_port() > 0
