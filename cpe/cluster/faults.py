@@ -20,10 +20,9 @@ def actor_died(exc: BaseException) -> bool:
 
 
 class FaultLog:
-    """Engine restarts of the step in progress. ``step`` labels the warnings; the weight
-    sync advances it once per step (``PushAndCheck.push``) and takes the count into the
-    step's metrics with :meth:`pop`. Engine pools on several threads (pipelined makers)
-    report into one log."""
+    """Actor restarts of the step in progress. ``step`` labels the warnings; the driver
+    sets it as each step starts and takes the count into the step's row with
+    :meth:`pop`. Pools on several threads (pipelined makers) report into one log."""
 
     def __init__(self, step: int | None = None) -> None:
         self.step = step

@@ -16,7 +16,7 @@ log metrics + sample table; checkpoint every k steps
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,6 +26,7 @@ from tqdm import tqdm
 from cpe import failpoints
 from cpe.algo import kl_penalty
 from cpe.batch import TensorBatch
+from cpe.cluster.faults import FaultLog
 from cpe.config import CPEConfig
 from cpe.data.cursor import PromptCursor
 from cpe.logs import step_line
@@ -74,6 +75,8 @@ class Driver:
     total_steps: int
     step: int = 0
     evaluator: Evaluator | None = None
+    # Actor restarts (engines, scorers) of the step in progress: its row counts them.
+    faults: FaultLog = field(default_factory=FaultLog)
 
     def fit(self) -> None:
         """Steps until ``total_steps``; one readable line per step (and a live bar on a
@@ -88,6 +91,7 @@ class Driver:
         )
         failpoints.planned()  # a malformed CPE_FAILPOINT fails here, not at its point
         self.timer.start()  # start-up is not part of the first step
+        self.faults.step = self.step + 1  # a restart before it counts in its row
         if self.evaluator is not None:
             with self.timer("eval"):
                 self.evaluator.prepare(self.step)
@@ -100,6 +104,7 @@ class Driver:
 
     def run_step(self) -> StepResult:
         self.step += 1
+        self.faults.step = self.step
         failpoints.at_step(self.step)
         records = self.cursor.next_batch()
         exp = self.maker.make(records, self.step)
@@ -157,7 +162,8 @@ class Driver:
         )
 
     def log(self, exp: Experience, batch: TensorBatch, extra: dict[str, float]) -> dict[str, float]:
-        metrics = {**experience_metrics(exp, batch), **extra, **self.timer.pop()}
+        metrics = {**experience_metrics(exp, batch), **extra, **self.faults.pop()}
+        metrics.update(self.timer.pop())
         generated = sum(len(s.response_ids) for s in exp.originals + exp.edits)
         # Pipelined steps time generation together with critique and scoring.
         gen_keys = ("time/generate", "time/edit", "time/pipeline")

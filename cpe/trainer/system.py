@@ -261,7 +261,6 @@ def _weight_sync(cfg: CPEConfig, system: System, check: SyncCheck):
         system.rollout,
         check,
         timeout_s=cfg.cluster.sync_timeout_s,
-        faults=system.faults,
         **kwargs,
     )
     # A rebuilt rollout engine starts from the base model: the sync loads the policy in.
@@ -301,11 +300,22 @@ def _driver(
     )
     cursor = PromptCursor(train, cfg.trainer.rollout_batch_prompts, seed=cfg.data.seed)
     driver = Driver(
-        cfg, maker, system.learners, sync, cursor, checkpoints, logger, timer, pad_id, total_steps
+        cfg,
+        maker,
+        system.learners,
+        sync,
+        cursor,
+        checkpoints,
+        logger,
+        timer,
+        pad_id,
+        total_steps,
+        faults=system.faults,
     )
     driver.evaluator = _evaluator(cfg, system, paths, prompter) if cfg.trainer.eval_every else None
     if resume:
         driver.restore(resume, state)
+        system.faults.step = state["step"] + 1  # a restart now counts in the next row
         sync.push(state["step"])  # engines start from the base weights; bring them level
     return driver
 

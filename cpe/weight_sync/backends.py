@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import torch
 
 from cpe.batch import TensorBatch
-from cpe.cluster.faults import FaultLog
 from cpe.protocols import LearnerGroup, RolloutPool
 from cpe.types import SamplingSpec
 
@@ -60,14 +59,12 @@ class PushAndCheck(ABC):
         check: SyncCheck,
         bucket_mb: int = 64,
         timeout_s: float = 900.0,
-        faults: FaultLog | None = None,
     ):
         self.learners, self.engines, self.sync_check = learners, engines, check
         self.bucket_mb, self.timeout_s = bucket_mb, timeout_s
         # The version the engines hold: 0 until the first push, when engines and
         # learners both hold the starting weights.
         self.version = 0
-        self.faults = faults or FaultLog()
 
     def reset(self) -> None:  # noqa: B027 - most transports keep no state between pushes
         """Forget transport state after a failed push, so that no later push trusts it."""
@@ -98,8 +95,7 @@ class PushAndCheck(ABC):
 
     def push(self, version: int) -> dict[str, float]:
         """Every engine gets the current policy weights as ``version`` (the step that
-        made them); the metrics include this step's engine restarts (``faults/*``)."""
-        self.faults.step = version
+        made them)."""
         started = time.perf_counter()
         try:
             metrics = self.transfer(version)
@@ -118,10 +114,6 @@ class PushAndCheck(ABC):
             started = time.perf_counter()
             metrics.update(self.check())
             metrics["sync/check_s"] = time.perf_counter() - started
-        # Restarts after this point (an evaluation, the next step's calls) count in the
-        # next step's row.
-        metrics.update(self.faults.pop())
-        self.faults.step = version + 1
         return metrics
 
     def check(self) -> dict[str, float]:

@@ -7,6 +7,8 @@ cursor, the checkpoint manager, the metrics logger, the timer and all the math a
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 from unit.fakes import CHARS, FakeLearners, FakeRollout, FakeSync, make_records
@@ -360,6 +362,23 @@ def test_eval_runs_after_the_sync_of_every_kth_step_and_joins_its_row(tmp_path):
     rows = read_metrics(tmp_path / "metrics.jsonl")
     assert rows[1]["eval/win_rate"] == 52.0 and "time/eval" in rows[1]
     assert "eval/win_rate" not in rows[0] and "eval/win_rate" not in rows[2]
+
+
+def test_a_restart_during_a_steps_evaluation_counts_in_that_steps_row(tmp_path, caplog):
+    log, maker, learners, sync = fakes()
+    d = driver(tmp_path, maker, learners, sync, total_steps=3, cfg=config(save_every=10))
+
+    class RestartInEval(FakeEvaluator):
+        def run(self, step):
+            d.faults.engine_restarted("grm engine 0", "generate", 1, 2, RuntimeError("gone"))
+            return super().run(step)
+
+    d.evaluator = RestartInEval(log, every=2)
+    with caplog.at_level(logging.WARNING, logger="cpe.faults"):
+        d.fit()
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["faults/engine_restarts"] for r in rows] == [0.0, 1.0, 0.0]
+    assert "grm engine 0 died during generate at step 2 (RuntimeError)" in caplog.text
 
 
 def test_one_optimizer_step_per_batch_skips_the_pi_old_pass(tmp_path):
