@@ -49,6 +49,9 @@ def bound_listener(host: str, port: int) -> socket.socket:
     return socket.create_server((host.strip("[]"), port), family=family, backlog=1024)
 
 
+_RANDOM = random.SystemRandom()  # a seeded global random would give every run the same ports
+
+
 def free_port(host: str = LOOPBACK, tries: int = 64) -> int:
     """A TCP port free on ``host`` a moment ago, for a server that another process binds
     soon (a Ray head, vLLM's weight-sync store). Picked below the kernel's ephemeral
@@ -57,7 +60,7 @@ def free_port(host: str = LOOPBACK, tries: int = 64) -> int:
     Where cpe binds the server itself it asks for port 0 instead (RendezvousServer)."""
     low = _ephemeral_low()
     for _ in range(tries if low > FIXED_PORTS_FROM else 0):
-        port = random.randrange(FIXED_PORTS_FROM, low)
+        port = _RANDOM.randrange(FIXED_PORTS_FROM, low)
         try:
             bound_listener(host, port).close()
         except OSError:

@@ -130,23 +130,31 @@ class Placement:
         )  # fmt: skip
         if problems:
             raise ClusterTooSmall("cluster too small for cluster.pools: " + "; ".join(problems))
-        for name, plan in self.plans.items():
-            bundles = [self._bundle(plan)] * plan.slots
-            strategy = (
-                "STRICT_PACK" if plan.fits_one_node(self.cluster.devices_per_node) else "PACK"
-            )
-            self._groups[name] = placement_group(bundles, strategy=strategy, name=f"cpe-{name}")
-        for name, group in self._groups.items():
-            try:
-                ray.get(group.ready(), timeout=self.ready_timeout_s)
-            except ray.exceptions.GetTimeoutError as exc:
-                self.remove()
-                raise ClusterTooSmall(
-                    f"placement group for pool '{name}' ({self.plans[name].slots} x "
-                    f"{self._bundle(self.plans[name])}) not ready after "
-                    f"{self.ready_timeout_s:.0f}s: the cluster cannot fit cluster.pools.{name}"
-                ) from exc
+        try:
+            for name, plan in self.plans.items():
+                bundles = [self._bundle(plan)] * plan.slots
+                strategy = (
+                    "STRICT_PACK" if plan.fits_one_node(self.cluster.devices_per_node) else "PACK"
+                )
+                self._groups[name] = placement_group(bundles, strategy=strategy, name=f"cpe-{name}")
+            for name, group in self._groups.items():
+                self._wait_ready(name, group)
+        except BaseException:  # a timeout, an error, Ctrl-C: no named group stays behind
+            self.remove()
+            raise
         return self
+
+    def _wait_ready(self, name: str, group) -> None:
+        import ray
+
+        try:
+            ray.get(group.ready(), timeout=self.ready_timeout_s)
+        except ray.exceptions.GetTimeoutError as exc:
+            raise ClusterTooSmall(
+                f"placement group for pool '{name}' ({self.plans[name].slots} x "
+                f"{self._bundle(self.plans[name])}) not ready after "
+                f"{self.ready_timeout_s:.0f}s: the cluster cannot fit cluster.pools.{name}"
+            ) from exc
 
     def slots(self, pool: str) -> int:
         return self.plans[pool].slots if pool in self.plans else 0

@@ -34,8 +34,16 @@ def init_ray(cfg: CPEConfig) -> bool:
     if ray.is_initialized():
         return False
     cl = cfg.cluster
+    address = cl.address or os.environ.get("RAY_ADDRESS")
+    if address and address.startswith("ray://"):
+        raise ValueError(
+            f"{address}: a Ray Client address (cluster.address or RAY_ADDRESS). The driver "
+            "serves the learners' rendezvous and writes the run folder, so it must run on "
+            "a node of the cluster: ray job submit (python -m cpe.launch submit), or "
+            "cluster.address=auto on a node"
+        )
     runtime_env = {"env_vars": {**worker_env(), **quiet_third_party(cfg.cluster.device)}}
-    if cl.address or os.environ.get("RAY_ADDRESS"):
+    if address:
         # A cluster's own resources count; Ray reads RAY_ADDRESS (set inside `ray job
         # submit` jobs) itself when cluster.address is unset.
         ray.init(address=cl.address, runtime_env=runtime_env, logging_level=logging.WARNING)

@@ -12,7 +12,8 @@ BACKENDS = ("gloo", "nccl")
 
 
 def node_ip() -> str:
-    """This node's address as Ray sees it, else loopback (rank 0 calls it for MASTER_ADDR)."""
+    """This node's address as Ray sees it, else loopback (where a rendezvous is served:
+    the driver's for the learner groups, rank 0's for the NCCL weight-sync group)."""
     try:
         import ray
 

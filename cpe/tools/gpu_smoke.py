@@ -167,6 +167,8 @@ def run_checks(device: str, model_path: str) -> list[tuple[str, bool, str]]:
                     check(f"{label} packed broadcast", lambda w=worker: check_packed_broadcast(w))
             # Kept alive: a worker's shutdown ends the process group the next one shares.
             workers.append(worker)
+    workers[-1].shutdown()  # the process group ends before the store it joined
+    store.close()
     return results
 
 

@@ -46,7 +46,7 @@ class System:
     grm_pool: GRMPool | None  # vLLM engines or BT scorers (cpe.reward.pools); None: no model
     learners: RayLearnerGroup
     started_ray: bool
-    faults: FaultLog  # engine restarts, shared by the engine pools and the weight sync
+    faults: FaultLog  # actor restarts, shared by the pools and the driver
 
     def shutdown(self) -> None:
         import ray
@@ -97,17 +97,17 @@ def _learner_group(
             for r in range(world)
         ]
 
-    model = cfg.model
-    policy = ranks("policy", PolicyWorker, paths["policy"], model.policy.dtype)
-    # No value ranks when the advantage estimator reads no values (model_roles has no "value").
-    value = ranks("value", ValueWorker, paths.get("value"), model.value.dtype)
-    reference = []
-    if "reference" in paths and placement.slots("reference"):
-        # A PolicyWorker that is never trained: same log-prob computation as the policy.
-        reference = ranks("reference", PolicyWorker, paths["reference"], model.reference.dtype)
-    pools = {"policy": policy, "value": value, "reference": reference}
-    named = [(pool, r, a) for pool, ranks in pools.items() for r, a in enumerate(ranks)]
-    try:
+    try:  # the stores served so far stop with a failed start
+        model = cfg.model
+        policy = ranks("policy", PolicyWorker, paths["policy"], model.policy.dtype)
+        # No value ranks when the advantage estimator reads no values (model_roles has no "value").
+        value = ranks("value", ValueWorker, paths.get("value"), model.value.dtype)
+        reference = []
+        if "reference" in paths and placement.slots("reference"):
+            # A PolicyWorker that is never trained: same log-prob computation as the policy.
+            reference = ranks("reference", PolicyWorker, paths["reference"], model.reference.dtype)
+        pools = {"policy": policy, "value": value, "reference": reference}
+        named = [(pool, r, a) for pool, ranks in pools.items() for r, a in enumerate(ranks)]
         pids = ray.get([a.pid.remote() for _, _, a in named])
     except BaseException:
         for server in servers:
@@ -190,9 +190,8 @@ def start_system(cfg: CPEConfig, paths: dict[str, str], total_steps: int) -> Sys
             faults=faults,
         )
         undo.callback(_quietly, rollout.shutdown)
-        grm_pool = None
-        if "grm" in paths:
-            grm_pool = start_grm_pool(placement, cfg, paths["grm"], faults)
+        grm_pool = start_grm_pool(placement, cfg, paths["grm"], faults) if "grm" in paths else None
+        if grm_pool is not None:
             undo.callback(_quietly, grm_pool.shutdown)
         learners = _learner_group(placement, cfg, paths, total_steps)
         undo.pop_all()

@@ -264,6 +264,12 @@ def _cluster(cfg: CPEConfig, c: Checker) -> None:
     c.positive(cl.num_nodes, "cluster.num_nodes")
     c.positive(cl.devices_per_node, "cluster.devices_per_node")
     c.positive(cl.cpus_per_gpu, "cluster.cpus_per_gpu")
+    c.require(
+        not (cl.address or "").startswith("ray://"),
+        "cluster.address",
+        f"{cl.address} is a Ray Client address: the driver must run on a node of the "
+        "cluster (ray job submit, or cluster.address=auto there)",
+    )
     if not runs_grm_model(cfg.grm.backend) and cl.pools.grm.engines:
         c.require(
             False,

@@ -134,6 +134,7 @@ class FakeLearners:
     )
     logprob_inputs: list[tuple[TensorBatch, float]] = field(default_factory=list)
     old_logp_asked: list[bool] = field(default_factory=list)  # with_old_logp of each call
+    forward_steps: list[int] = field(default_factory=list)  # the step of each forward call
     train_inputs: list[tuple[TensorBatch, int]] = field(default_factory=list)
 
     def forward_passes(
@@ -147,6 +148,7 @@ class FakeLearners:
         self.log.append(("forward_passes", len(batch), None if edits is None else len(edits)))
         self.forward_inputs.append((batch, edits, temperature))
         self.old_logp_asked.append(with_old_logp)
+        self.forward_steps.append(step)
         shape = tuple(batch.input_ids.shape)
         edit_logp = None
         if edits is not None:

@@ -41,6 +41,11 @@ def _error_for(*overrides, preset="tiny_cpu"):
             f"cluster.weight_sync: 'gloo' is not one of {list(WEIGHT_SYNC_BACKENDS)}",
         ),
         (
+            "cluster.address=ray://head:10001",
+            "cluster.address: ray://head:10001 is a Ray Client address: the driver must run "
+            "on a node of the cluster (ray job submit, or cluster.address=auto there)",
+        ),
+        (
             "cluster.pools.rollout.devices_per_engine=9 cluster.num_nodes=2",
             "cluster.pools.rollout.devices_per_engine: 9 is more than "
             "cluster.devices_per_node=8: an engine's tensor-parallel group must fit one node",

@@ -186,16 +186,24 @@ def test_a_dead_scorer_is_rebuilt_on_its_slot_and_only_its_chunk_scored_again(ca
 
 
 def test_a_scorer_that_keeps_dying_stops_the_call_after_the_budget():
+    faults, started = FaultLog(step=1), []
+
+    def start(slot: int) -> DeadActor:
+        started.append(slot)
+        return DeadActor(0.0)
+
     pool = BTPool(
         [DeadActor(0.0)],
         get=_resolve,
-        start=lambda slot: DeadActor(0.0),
+        start=start,
         restarts=2,
+        faults=faults,
         died=lambda exc: isinstance(exc, Died),
         kill=lambda actor: None,
     )
     with pytest.raises(Died):
         pool.score([([1], [0])])
+    assert started == [0, 0] and faults.pop() == {"faults/engine_restarts": 2.0}
 
 
 def test_eval_score_means_skip_the_dimensions_a_scalar_model_lacks(record):

@@ -95,9 +95,9 @@ def test_free_port_passes_over_a_port_in_use(tmp_path, monkeypatch):
     monkeypatch.setattr(net, "EPHEMERAL_RANGE", ranges)
     with bound_listener(LOOPBACK, 0) as taken:
         busy = taken.getsockname()[1]
-        picks, real = [busy, busy], net.random.randrange
+        picks, real = [busy, busy], net._RANDOM.randrange
         monkeypatch.setattr(
-            net.random, "randrange", lambda lo, hi: picks.pop() if picks else real(lo, hi)
+            net._RANDOM, "randrange", lambda lo, hi: picks.pop() if picks else real(lo, hi)
         )
         port = free_port()
     assert picks == [] and port != busy and net.FIXED_PORTS_FROM <= port < 32768
@@ -105,5 +105,5 @@ def test_free_port_passes_over_a_port_in_use(tmp_path, monkeypatch):
 
 def test_free_port_lets_the_kernel_pick_without_a_known_range(tmp_path, monkeypatch):
     monkeypatch.setattr(net, "EPHEMERAL_RANGE", tmp_path / "absent")
-    monkeypatch.setattr(net.random, "randrange", lambda lo, hi: pytest.fail("no fixed pick"))
+    monkeypatch.setattr(net._RANDOM, "randrange", lambda lo, hi: pytest.fail("no fixed pick"))
     assert free_port() > 0

@@ -125,6 +125,7 @@ def test_step_order_checkpoints_and_metrics(tmp_path):
     assert [s for s, _ in d.checkpoints.complete()] == [2, 3]
     assert (d.checkpoints.latest() / "learners.txt").read_text() == "saved"
     assert [t for _, t in learners.train_inputs] == [1, 2, 3]
+    assert learners.forward_steps == [1, 2, 3]  # named if a rank dies in them
     assert all(t == d.cfg.rollout.temperature for _, _, t in learners.forward_inputs)
 
     rows = read_metrics(tmp_path / "metrics.jsonl")
