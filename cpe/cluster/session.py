@@ -26,6 +26,18 @@ def worker_env() -> dict[str, str]:
     return env
 
 
+def refuse_ray_client(address: str | None) -> None:
+    """The driver serves the learners' rendezvous and writes the run folder, so it runs
+    on a node of the cluster, never through Ray Client (``ray://``)."""
+    if address and address.startswith("ray://"):
+        raise ValueError(
+            f"{address}: a Ray Client address (cluster.address or RAY_ADDRESS). The driver "
+            "serves the learners' rendezvous and writes the run folder, so it must run on "
+            "a node of the cluster: ray job submit (python -m cpe.launch submit), or "
+            "cluster.address=auto on a node"
+        )
+
+
 def init_ray(cfg: CPEConfig) -> bool:
     """Connect to a cluster (``cluster.address`` or ``$RAY_ADDRESS``) or start a local
     Ray; True if this process called ``ray.init``."""
@@ -35,13 +47,7 @@ def init_ray(cfg: CPEConfig) -> bool:
         return False
     cl = cfg.cluster
     address = cl.address or os.environ.get("RAY_ADDRESS")
-    if address and address.startswith("ray://"):
-        raise ValueError(
-            f"{address}: a Ray Client address (cluster.address or RAY_ADDRESS). The driver "
-            "serves the learners' rendezvous and writes the run folder, so it must run on "
-            "a node of the cluster: ray job submit (python -m cpe.launch submit), or "
-            "cluster.address=auto on a node"
-        )
+    refuse_ray_client(address)
     runtime_env = {"env_vars": {**worker_env(), **quiet_third_party(cfg.cluster.device)}}
     if address:
         # A cluster's own resources count; Ray reads RAY_ADDRESS (set inside `ray job

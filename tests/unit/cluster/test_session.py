@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from cpe.cluster.session import init_ray
-from cpe.compose import load_config
+from cpe.cluster.session import refuse_ray_client
 
 
-def test_a_ray_client_address_in_the_environment_is_refused_before_ray(monkeypatch):
-    import ray
-
-    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
+def test_a_ray_client_address_is_refused_naming_it():
     with pytest.raises(ValueError, match=r"^ray://head:10001: a Ray Client address .* node"):
-        init_ray(load_config(["experiment=tiny_cpu"]))
-    assert not ray.is_initialized()
+        refuse_ray_client("ray://head:10001")
+
+
+@pytest.mark.parametrize("address", [None, "", "auto", "10.0.0.1:6379", "127.0.0.1:6379"])
+def test_cluster_addresses_pass(address):
+    refuse_ray_client(address)
