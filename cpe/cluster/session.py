@@ -26,10 +26,15 @@ def worker_env() -> dict[str, str]:
     return env
 
 
+def is_ray_client(address: str | None) -> bool:
+    """A Ray Client address (``ray://``): its driver is not a node of the cluster."""
+    return bool(address) and address.startswith("ray://")
+
+
 def refuse_ray_client(address: str | None) -> None:
     """The driver serves the learners' rendezvous and writes the run folder, so it runs
-    on a node of the cluster, never through Ray Client (``ray://``)."""
-    if address and address.startswith("ray://"):
+    on a node of the cluster, never through Ray Client."""
+    if is_ray_client(address):
         raise ValueError(
             f"{address}: a Ray Client address (cluster.address or RAY_ADDRESS). The driver "
             "serves the learners' rendezvous and writes the run folder, so it must run on "

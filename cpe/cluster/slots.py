@@ -21,6 +21,19 @@ from cpe import failpoints
 from cpe.cluster.faults import FaultLog, actor_died
 
 
+def split_contiguous(n_items: int, n_parts: int) -> list[tuple[int, int]]:
+    """``[start, end)`` ranges covering ``range(n_items)``; sizes differ by at most one."""
+    if n_parts < 1:
+        raise ValueError("need at least one part")
+    base, extra = divmod(n_items, n_parts)
+    bounds, start = [], 0
+    for i in range(n_parts):
+        end = start + base + (1 if i < extra else 0)
+        bounds.append((start, end))
+        start = end
+    return bounds
+
+
 class ActorSlots:
     """``actors``: one Ray actor handle per slot. ``get`` resolves a list of object refs
     (``ray.get`` unless a test passes a stand-in).
@@ -60,6 +73,12 @@ class ActorSlots:
 
     def __len__(self) -> int:
         return len(self.actors)
+
+    def _chunks(self, n_items: int) -> list[tuple[int, tuple[int, int]]]:
+        """``(slot, (start, end))`` for each slot's contiguous share of ``n_items``;
+        slots with nothing to do are skipped, not called with an empty list."""
+        bounds = split_contiguous(n_items, len(self.actors))
+        return [(i, ab) for i, ab in enumerate(bounds) if ab[1] > ab[0]]
 
     def _on_each(
         self,

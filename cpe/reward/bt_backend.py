@@ -31,7 +31,6 @@ from cpe.reward.base import (
     Reply,
 )
 from cpe.reward.bt_model import last_token_values, scored_ids
-from cpe.rollout.pool import split_contiguous
 
 Pair = tuple[list[int], list[int]]  # (prompt ids, answer ids ending in EOS)
 NO_CRITIQUES = (
@@ -109,11 +108,9 @@ class BTPool(ActorSlots):
     none_given = "BTPool needs at least one scorer actor (cluster.pools.grm.engines)"
 
     def score(self, pairs: Sequence[Pair]) -> list[float]:
-        bounds = split_contiguous(len(pairs), len(self.actors))
         calls = [
             (k, lambda actor, a=a, b=b: [actor.score.remote(list(pairs[a:b]))])
-            for k, (a, b) in enumerate(bounds)
-            if b > a
+            for k, (a, b) in self._chunks(len(pairs))
         ]
         return [reward for chunk in self._on_each("score", calls) for reward in chunk]
 

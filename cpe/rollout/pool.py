@@ -10,19 +10,6 @@ from cpe.cluster.slots import ActorSlots
 from cpe.types import Generation, SamplingSpec
 
 
-def split_contiguous(n_items: int, n_parts: int) -> list[tuple[int, int]]:
-    """``[start, end)`` ranges covering ``range(n_items)``; sizes differ by at most one."""
-    if n_parts < 1:
-        raise ValueError("need at least one part")
-    base, extra = divmod(n_items, n_parts)
-    bounds, start = [], 0
-    for i in range(n_parts):
-        end = start + base + (1 if i < extra else 0)
-        bounds.append((start, end))
-        start = end
-    return bounds
-
-
 class EnginePool(ActorSlots):
     """``actors``: Ray actor handles of ``VLLMEngine``, one per slot of the pool. An
     engine whose process dies is rebuilt on its slot by :class:`ActorSlots` (the
@@ -102,11 +89,6 @@ class EnginePool(ActorSlots):
 
     def _indices(self, engines: Sequence[int] | None) -> list[int]:
         return list(range(len(self.actors))) if engines is None else list(engines)
-
-    def _chunks(self, n_items: int) -> list[tuple[int, tuple[int, int]]]:
-        # Engines with nothing to do are skipped, not called with an empty list.
-        bounds = split_contiguous(n_items, len(self.actors))
-        return [(i, ab) for i, ab in enumerate(bounds) if ab[1] > ab[0]]
 
 
 def _concat(parts: list[list[Any]]) -> list[Any]:

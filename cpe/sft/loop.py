@@ -79,8 +79,7 @@ class SFTRanks:
 
         cfg, s = self.cfg, self.cfg.sft
         self.started_ray = init_ray(cfg)
-        self.placement = Placement(cfg.cluster, only=("policy",))
-        self.placement.create()
+        self.placement = Placement(cfg.cluster, only=("policy",)).create()
         record_layout(self.placement, s.output_dir)
         world = self.placement.slots("policy")
         self.rendezvous = RendezvousServer(rendezvous_host())

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 
+from cpe.cluster.slots import split_contiguous
 from cpe.data.records import Record
-from cpe.rollout.pool import split_contiguous
 from cpe.trainer.experience import Experience, Sample
 from cpe.trainer.makers import CPEMaker, _items
 

@@ -9,6 +9,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 from cpe.cluster.placement import ENGINE_POOLS, RANK_POOLS, plan_pools
+from cpe.cluster.session import is_ray_client
 from cpe.config import MISSING_PATH, CPEConfig
 from cpe.keys import key_problems, plaintext_warnings
 from cpe.models.paths import model_roles
@@ -265,7 +266,7 @@ def _cluster(cfg: CPEConfig, c: Checker) -> None:
     c.positive(cl.devices_per_node, "cluster.devices_per_node")
     c.positive(cl.cpus_per_gpu, "cluster.cpus_per_gpu")
     c.require(
-        not (cl.address or "").startswith("ray://"),
+        not is_ray_client(cl.address),
         "cluster.address",
         f"{cl.address} is a Ray Client address: the driver must run on a node of the "
         "cluster (ray job submit, or cluster.address=auto there)",

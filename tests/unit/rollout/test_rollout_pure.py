@@ -6,8 +6,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from cpe.cluster.slots import split_contiguous
 from cpe.rollout import vllm_adapter as va
-from cpe.rollout.pool import EnginePool, split_contiguous
+from cpe.rollout.pool import EnginePool
 from cpe.types import Generation, SamplingSpec
 
 
